@@ -57,6 +57,15 @@ class TooOld(SkiffError):
 
 BY_CODE: dict[str, type[SkiffError]] = {
     cls.code: cls
-    for cls in (NotFound, AlreadyExists, Conflict, Invalid, Precondition, Unavailable, Unauthenticated,
-                PermissionDenied, TooOld)
+    for cls in (
+        NotFound,
+        AlreadyExists,
+        Conflict,
+        Invalid,
+        Precondition,
+        Unavailable,
+        Unauthenticated,
+        PermissionDenied,
+        TooOld,
+    )
 }

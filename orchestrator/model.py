@@ -518,3 +518,46 @@ def container_port(pod: Mapping[str, Any], target: Any) -> tuple[str, int] | Non
         ):
             return m.get("hostIP") or pod["status"].get("hostIP", ""), int(m["hostPort"])
     return None
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def _default_pod_spec(spec: Obj) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for c in spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            p.setdefault("protocol", "TCP")
+
+
+def apply_defaults(obj: Obj) -> Obj:
+    """Kubernetes' defaulting for the fields Skiff reads; returns a new dict."""
+    out = json.loads(json.dumps(obj))
+    kind = out.get("kind")
+    spec = out.get("spec")
+    if kind == "Pod" and spec is not None:
+        _default_pod_spec(spec)
+    elif kind in ("Deployment", "ReplicaSet") and spec is not None:
+        spec.setdefault("replicas", 1)
+        template = spec.setdefault("template", {})
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not spec.get("selector") and labels:
+            spec["selector"] = {"matchLabels": dict(labels)}
+        _default_pod_spec(template.setdefault("spec", {}))
+        if kind == "Deployment":
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+            strategy = spec.setdefault("strategy", {})
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                ru = strategy.setdefault("rollingUpdate", {})
+                ru.setdefault("maxSurge", "25%")
+                ru.setdefault("maxUnavailable", "25%")
+    elif kind == "Service" and spec is not None:
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for p in spec.get("ports") or []:
+            p.setdefault("protocol", "TCP")
+            p.setdefault("targetPort", p.get("port"))
+    return out

@@ -1,0 +1,81 @@
+"""python -m orchestrator: one master (API server + agent gateway + replicated store + controllers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+
+from orchestrator.master import Master, MasterOptions
+from orchestrator.store.raft import RaftTiming
+
+log = logging.getLogger("orchestrator")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m orchestrator", description="Run one Skiff master.")
+    p.add_argument("--name", required=True, help="this master's name, e.g. m1")
+    p.add_argument("--api", required=True, help="host:port of the gRPC API (port 0 = any free port)")
+    p.add_argument("--raft", required=True, help="host:port of this master's Raft endpoint")
+    p.add_argument("--peers", default="", help="comma-separated Raft addresses of the other masters")
+    p.add_argument("--data-dir", required=True, help="journal and snapshot directory")
+    p.add_argument("--tokens-file", required=True, help='JSON {"token": "admin|viewer|node"}')
+    p.add_argument("--raft-password", default=None, help="encrypt Raft traffic (needed off loopback)")
+    p.add_argument("--node-grace", type=float, default=3.0, help="seconds without heartbeat -> NotReady")
+    p.add_argument("--pod-eviction-timeout", type=float, default=2.0, help="NotReady seconds -> evict pods")
+    p.add_argument("--lease-duration", type=float, default=3.0, help="controllers' leader lease (s)")
+    t = RaftTiming()
+    p.add_argument("--raft-append-period", type=float, default=t.append_entries_period)
+    p.add_argument("--raft-tick", type=float, default=t.auto_tick_period)
+    p.add_argument("--raft-min-timeout", type=float, default=t.min_timeout)
+    p.add_argument("--raft-max-timeout", type=float, default=t.max_timeout)
+    p.add_argument("--raft-connection-timeout", type=float, default=t.connection_timeout)
+    p.add_argument("--no-controllers", action="store_true", help="serve the API only (benchmarks)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+    timing = RaftTiming(
+        append_entries_period=args.raft_append_period,
+        auto_tick_period=args.raft_tick,
+        min_timeout=args.raft_min_timeout,
+        max_timeout=args.raft_max_timeout,
+        connection_timeout=args.raft_connection_timeout,
+    )
+    options = MasterOptions(
+        name=args.name,
+        api_address=args.api,
+        raft_address=args.raft,
+        peers=[p for p in args.peers.split(",") if p],
+        data_dir=args.data_dir,
+        tokens_file=args.tokens_file,
+        raft_password=args.raft_password,
+        timing=timing,
+        node_grace=args.node_grace,
+        pod_eviction_timeout=args.pod_eviction_timeout,
+        lease_duration=args.lease_duration,
+        controllers=not args.no_controllers,
+    )
+    # PySyncObj starts its thread here, on the main thread, before the loop exists.
+    master = Master(options)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        loop = runner.get_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner.run(master.serve(stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""The API server: thin gRPC servicers over the store.
+
+Servicers authenticate, convert JSON to dicts, validate, build store commands, and map errors to
+status codes in one place (`_guard`). Reads are served from this master's replica; writes go through
+Raft and are exactly-once per request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import secrets
+import string
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from orchestrator import errors, model
+from orchestrator.auth import Authenticator
+from orchestrator.client import CHANNEL_OPTIONS
+from orchestrator.store.raft import Store
+from skiffpb import api_pb2 as api
+from skiffpb import api_pb2_grpc as api_grpc
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+BOOKMARK_INTERVAL = 2.0
+WRITE_TIMEOUT = 5.0
+
+
+def _status_code(e: errors.SkiffError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, e.code, grpc.StatusCode.UNKNOWN)
+
+
+def _guard(permission: str) -> Callable:
+    """Authenticate and authorize a unary handler, and map Skiff errors to gRPC status codes."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                self.auth.require(context.invocation_metadata(), permission)
+                return await fn(self, request, context)
+            except errors.SkiffError as e:
+                await context.abort(_status_code(e), str(e))
+            except json.JSONDecodeError as e:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed JSON: {e}")
+
+        return handler
+
+    return wrap
+
+
+def _guard_stream(permission: str) -> Callable:
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator:
+            try:
+                self.auth.require(context.invocation_metadata(), permission)
+                async for item in fn(self, request, context):
+                    yield item
+            except errors.SkiffError as e:
+                await context.abort(_status_code(e), str(e))
+
+        return handler
+
+    return wrap
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+
+
+def decode(data: bytes) -> Obj:
+    obj = json.loads(data)
+    if not isinstance(obj, dict):
+        raise errors.Invalid("object must be a JSON object")
+    return obj
+
+
+def encode(obj: Obj | None) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() if obj is not None else b""
+
+
+def check(obj: Obj) -> Obj:
+    """Validate and default a written object (errors.Invalid names the field)."""
+    try:
+        return model.apply_defaults(model.validate(obj))
+    except model.ValidationError as e:
+        raise errors.Invalid(str(e)) from None
+
+
+class Writer:
+    """Builds store commands for writes; shared by the API and the controllers' cluster view."""
+
+    def __init__(self, store: Store, fence: tuple[str, int] | None = None) -> None:
+        self.store = store
+        self.fence = fence
+
+    async def _propose(self, cmd: dict[str, Any]) -> Any:
+        cmd["rid"] = cmd.get("rid") or uuid.uuid4().hex
+        if self.fence is not None:
+            cmd["fence"] = self.fence
+        return await self.store.propose(cmd, timeout=WRITE_TIMEOUT)
+
+    async def create(self, obj: Obj, rid: str = "") -> Obj:
+        obj = check(obj)
+        for _ in range(5):
+            cmd = {"op": "create", "obj": obj, "uid": str(uuid.uuid4()), "now": time.time(), "rid": rid}
+            if not obj["metadata"].get("name"):
+                cmd["suffix"] = _suffix()
+            try:
+                return await self._propose(cmd)
+            except errors.AlreadyExists:
+                if obj["metadata"].get("name"):
+                    raise
+                rid = ""  # a generated name collided: try another suffix
+        raise errors.AlreadyExists("could not generate a unique name")
+
+    async def update(self, obj: Obj, rid: str = "", mode: str = "update") -> Obj:
+        obj = check(obj)
+        return await self._propose(
+            {
+                "op": "update",
+                "obj": obj,
+                "mode": mode,
+                "uid": str(uuid.uuid4()),
+                "now": time.time(),
+                "rid": rid,
+            }
+        )
+
+    async def patch(
+        self, kind: str, namespace: str, name: str, patch: Obj, status: bool = False, rid: str = ""
+    ) -> Obj:
+        kind = model.resolve_kind(kind) if kind not in model.KINDS else kind
+        namespace = _namespace(kind, namespace)
+        if not isinstance(patch, dict):
+            raise errors.Invalid("patch must be a JSON object")
+        current = self.store.get(kind, namespace, name)
+        if current is None:
+            raise errors.NotFound(f'{kind.lower()}s "{name}" not found')
+        if not status:
+            from orchestrator.store.state import merge_patch
+
+            check(merge_patch(current, patch))
+        return await self._propose(
+            {
+                "op": "patch",
+                "kind": kind,
+                "namespace": namespace,
+                "name": name,
+                "patch": patch,
+                "status": status,
+                "now": time.time(),
+                "rid": rid,
+            }
+        )
+
+    async def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        rid: str = "",
+        resource_version: str = "",
+        force: bool = False,
+        grace: int | None = None,
+    ) -> Obj:
+        kind = model.resolve_kind(kind) if kind not in model.KINDS else kind
+        return await self._propose(
+            {
+                "op": "delete",
+                "kind": kind,
+                "namespace": _namespace(kind, namespace),
+                "name": name,
+                "rv": resource_version,
+                "force": force,
+                "grace": grace,
+                "now": time.time(),
+                "rid": rid,
+            }
+        )
+
+
+def _namespace(kind: str, namespace: str) -> str:
+    if not model.KINDS[kind].namespaced:
+        return ""
+    return namespace or model.DEFAULT_NAMESPACE
+
+
+def _kind(name: str) -> str:
+    try:
+        return model.resolve_kind(name)
+    except model.ValidationError as e:
+        raise errors.NotFound(str(e)) from None
+
+
+class Filter:
+    """A list/watch filter: namespace, label selector, field selector."""
+
+    def __init__(self, kind: str, namespace: str, label_selector: str, field_selector: str) -> None:
+        self.kind = kind
+        self.namespace = namespace if model.KINDS[kind].namespaced else ""
+        try:
+            self.labels = model.parse_selector(label_selector) if label_selector else ()
+            self.fields = model.parse_field_selector(field_selector) if field_selector else ()
+        except model.ValidationError as e:
+            raise errors.Invalid(str(e)) from None
+
+    def __call__(self, obj: Obj) -> bool:
+        if self.namespace and obj["metadata"].get("namespace") != self.namespace:
+            return False
+        if self.labels and not model.requirements_match(self.labels, model.labels_of(obj)):
+            return False
+        return not self.fields or model.fields_match(self.fields, obj)
+
+
+class ApiServicer(api_grpc.ApiServicer):
+    def __init__(self, store: Store, auth: Authenticator, status: Callable[[], api.MasterStatus]) -> None:
+        self.store = store
+        self.auth = auth
+        self.writer = Writer(store)
+        self._status = status
+
+    @_guard("write")
+    async def Create(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
+        return api.ObjectReply(
+            object=encode(await self.writer.create(decode(request.object), request.request_id))
+        )
+
+    @_guard("write")
+    async def Apply(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
+        obj = await self.writer.update(decode(request.object), request.request_id, mode="apply")
+        return api.ObjectReply(object=encode(obj))
+
+    @_guard("write")
+    async def Update(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
+        obj = await self.writer.update(decode(request.object), request.request_id)
+        return api.ObjectReply(object=encode(obj))
+
+    @_guard("write")
+    async def Patch(self, request: api.PatchRequest, context: Any) -> api.ObjectReply:
+        obj = await self.writer.patch(
+            _kind(request.kind),
+            request.namespace,
+            request.name,
+            decode(request.patch),
+            request.status,
+            request.request_id,
+        )
+        return api.ObjectReply(object=encode(obj))
+
+    @_guard("write")
+    async def Delete(self, request: api.DeleteRequest, context: Any) -> api.ObjectReply:
+        obj = await self.writer.delete(
+            _kind(request.kind), request.namespace, request.name, request.request_id, request.resource_version
+        )
+        return api.ObjectReply(object=encode(obj))
+
+    @_guard("read")
+    async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
+        kind = _kind(request.kind)
+        obj = self.store.get(kind, _namespace(kind, request.namespace), request.name)
+        if obj is None:
+            from orchestrator.store.state import not_found
+
+            raise errors.NotFound(not_found(kind, request.name)[2])
+        return api.ObjectReply(object=encode(obj))
+
+    @_guard("read")
+    async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
+        kind = _kind(request.kind)
+        keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
+        items, rev = self.store.list(kind)
+        return api.ListReply(items=[encode(o) for o in items if keep(o)], resource_version=str(rev))
+
+    @_guard_stream("read")
+    async def Watch(self, request: api.WatchRequest, context: Any) -> AsyncIterator[api.WatchEvent]:
+        kind = _kind(request.kind)
+        keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
+        if request.resource_version:
+            try:
+                rev = int(request.resource_version)
+            except ValueError:
+                raise errors.Invalid(
+                    f"resourceVersion {request.resource_version!r} is not a number"
+                ) from None
+        else:
+            items, rev = self.store.list(kind)
+            for obj in items:
+                if keep(obj):
+                    yield api.WatchEvent(type="ADDED", object=encode(obj))
+            yield api.WatchEvent(type="BOOKMARK", resource_version=str(rev))
+        loop = asyncio.get_running_loop()
+        last_bookmark = loop.time()
+        while True:
+            changed = self.store.change_event()
+            for ev in self.store.events_after(rev):
+                rev = ev.revision
+                if ev.key.startswith(kind + "/") and keep(ev.obj):
+                    yield api.WatchEvent(type=ev.type, object=encode(ev.obj), resource_version=str(rev))
+                    last_bookmark = loop.time()
+            if loop.time() - last_bookmark >= BOOKMARK_INTERVAL:
+                # Lets a quiet filtered watch resume from a recent revision instead of a too-old one.
+                yield api.WatchEvent(type="BOOKMARK", resource_version=str(rev))
+                last_bookmark = loop.time()
+            try:
+                await asyncio.wait_for(changed.wait(), BOOKMARK_INTERVAL)
+            except TimeoutError:
+                pass
+
+    @_guard("read")
+    async def Status(self, request: api.ClusterStatusRequest, context: Any) -> api.MasterStatus:
+        return self._status()
+
+    @_guard_stream("read")
+    async def Logs(self, request: api.LogsRequest, context: Any) -> AsyncIterator[api.LogChunk]:
+        namespace = request.namespace or model.DEFAULT_NAMESPACE
+        pod = self.store.get("Pod", namespace, request.pod)
+        if pod is None:
+            raise errors.NotFound(f'pods "{request.pod}" not found')
+        node_name = pod.get("spec", {}).get("nodeName")
+        if not node_name:
+            raise errors.Precondition(f'pod "{request.pod}" is not scheduled to a node yet')
+        node = self.store.get("Node", "", node_name)
+        address = _agent_address(node)
+        if not address:
+            raise errors.Unavailable(f'node "{node_name}" has no agent address')
+        token = self.auth.token_for("node")
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+            call = api_grpc.AgentStub(channel).Logs(request, metadata=(("authorization", f"Bearer {token}"),))
+            try:
+                async for chunk in call:
+                    yield chunk
+            except grpc.aio.AioRpcError as e:
+                from orchestrator.client import to_error
+
+                raise to_error(e) from None
+
+
+def _agent_address(node: Obj | None) -> str:
+    if node is None:
+        return ""
+    status = node.get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+    return f"{address}:{port}" if address and port else ""

@@ -1,0 +1,378 @@
+"""The Skiff API client: one logical connection to "the cluster" over any of its masters.
+
+Used by the CLI, the agents and the load balancer. It authenticates every call with a bearer token,
+retries a call that failed for a transient reason (UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED) on the
+next master with the same request id, so a retried write is applied at most once, and resumes watches
+on another master from the last revision seen.
+
+Channels must be created inside the running event loop (grpc.aio); create the client there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from orchestrator import errors
+from orchestrator.model import obj_key
+from skiffpb import api_pb2 as api
+from skiffpb import api_pb2_grpc as api_grpc
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNKNOWN,
+}
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    # Fail over quickly: do not wait seconds between reconnect attempts to a restarted master.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_retries", 0),
+]
+
+
+def to_error(e: grpc.aio.AioRpcError) -> errors.SkiffError:
+    """A gRPC error -> the Skiff error of its status code, with the server's one-line message."""
+    cls = errors.BY_CODE.get(e.code().name, errors.SkiffError)
+    err = cls(e.details() or e.code().name)
+    err.code = e.code().name
+    return err
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    obj: Obj | None
+    resource_version: str
+
+
+class ApiClient:
+    """A client of the Skiff API over a list of masters ("host:port"), failing over between them."""
+
+    def __init__(
+        self,
+        masters: Sequence[str],
+        token: str,
+        *,
+        timeout: float = 10.0,
+        call_timeout: float = 3.0,
+    ) -> None:
+        if not masters:
+            raise ValueError("no master address given")
+        self.masters = list(masters)
+        self.token = token
+        self.timeout = timeout
+        self.call_timeout = call_timeout
+        self._current = 0
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    # ------------------------------------------------------------ channels
+
+    @property
+    def current_master(self) -> str:
+        return self.masters[self._current % len(self.masters)]
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            self._channels[address] = ch
+        return ch
+
+    def stub(self, address: str | None = None) -> api_grpc.ApiStub:
+        return api_grpc.ApiStub(self.channel(address or self.current_master))
+
+    def _fail_over(self, address: str) -> None:
+        if self.current_master == address:
+            self._current += 1
+
+    async def close(self) -> None:
+        channels, self._channels = self._channels, {}
+        for ch in channels.values():
+            await ch.close(grace=None)
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ calls
+
+    async def _call(self, method: str, request: Any) -> Any:
+        """Call `method` on the current master; on a transient failure, the next one, until `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        delay = 0.02
+        last: BaseException | None = None
+        while True:
+            address = self.current_master
+            try:
+                return await getattr(self.stub(address), method)(
+                    request, metadata=self._metadata, timeout=self.call_timeout
+                )
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in RETRYABLE:
+                    raise to_error(e) from None
+                last = e
+                log.debug("call %s to %s failed: %s; failing over", method, address, e.code().name)
+                self._fail_over(address)
+            if loop.time() + delay > deadline:
+                detail = last.details() if isinstance(last, grpc.aio.AioRpcError) else str(last)
+                raise errors.Unavailable(
+                    f"no master answered ({', '.join(self.masters)}): {detail}"
+                ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def create(self, obj: Obj, *, request_id: str | None = None) -> Obj:
+        return await self._write("Create", obj, request_id)
+
+    async def apply(self, obj: Obj, *, request_id: str | None = None) -> Obj:
+        return await self._write("Apply", obj, request_id)
+
+    async def update(self, obj: Obj, *, request_id: str | None = None) -> Obj:
+        return await self._write("Update", obj, request_id)
+
+    async def _write(self, method: str, obj: Obj, request_id: str | None) -> Obj:
+        req = api.WriteRequest(request_id=request_id or new_request_id(), object=json.dumps(obj).encode())
+        reply = await self._call(method, req)
+        return json.loads(reply.object)
+
+    async def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Obj,
+        *,
+        status: bool = False,
+        request_id: str | None = None,
+    ) -> Obj:
+        req = api.PatchRequest(
+            request_id=request_id or new_request_id(),
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            patch=json.dumps(patch).encode(),
+            status=status,
+        )
+        return json.loads((await self._call("Patch", req)).object)
+
+    async def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str = "",
+        request_id: str | None = None,
+    ) -> Obj:
+        req = api.DeleteRequest(
+            request_id=request_id or new_request_id(),
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            resource_version=resource_version,
+        )
+        return json.loads((await self._call("Delete", req)).object)
+
+    async def get(self, kind: str, namespace: str, name: str) -> Obj:
+        reply = await self._call("Get", api.GetRequest(kind=kind, namespace=namespace, name=name))
+        return json.loads(reply.object)
+
+    async def list(
+        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> tuple[list[Obj], str]:
+        """(items, resourceVersion) — watch from that revision to miss nothing."""
+        reply = await self._call(
+            "List",
+            api.ListRequest(
+                kind=kind, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            ),
+        )
+        return [json.loads(i) for i in reply.items], reply.resource_version
+
+    async def status(self, address: str, timeout: float = 2.0) -> api.MasterStatus:
+        """One master's own view of the Raft cluster (no failover: it asks that master)."""
+        try:
+            return await self.stub(address).Status(
+                api.ClusterStatusRequest(), metadata=self._metadata, timeout=timeout
+            )
+        except grpc.aio.AioRpcError as e:
+            raise to_error(e) from None
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str = "",
+        follow: bool = False,
+        tail_lines: int = -1,
+        previous: bool = False,
+    ) -> AsyncIterator[bytes]:
+        req = api.LogsRequest(
+            namespace=namespace,
+            pod=pod,
+            container=container,
+            follow=follow,
+            tail_lines=tail_lines,
+            previous=previous,
+        )
+        call = self.stub().Logs(req, metadata=self._metadata)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as e:
+            raise to_error(e) from None
+        finally:
+            call.cancel()
+
+    # ------------------------------------------------------------ watches
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str = "",
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after `resource_version` ("" = current objects as ADDED, then BOOKMARK, then changes).
+
+        Survives the loss of its master: it resumes on the next one from the last revision it yielded,
+        so no event is missed or repeated. Raises errors.TooOld when history has moved past that revision
+        (relist and watch again).
+        """
+        rv = resource_version
+        delay = 0.05
+        while True:
+            address = self.current_master
+            req = api.WatchRequest(
+                kind=kind,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                resource_version=rv,
+            )
+            call = self.stub(address).Watch(req, metadata=self._metadata)
+            try:
+                async for ev in call:
+                    delay = 0.05
+                    obj = json.loads(ev.object) if ev.object else None
+                    rv = ev.resource_version or rv
+                    yield WatchEvent(ev.type, obj, ev.resource_version)
+                # The server ended the stream (shutting down): resume elsewhere.
+                self._fail_over(address)
+            except grpc.aio.AioRpcError as e:
+                if e.code() not in RETRYABLE:
+                    raise to_error(e) from None
+                log.info("watch %s on %s broke (%s); resuming from rv=%s", kind, address, e.code().name, rv)
+                self._fail_over(address)
+            finally:
+                call.cancel()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class Informer:
+    """A local cache of one kind kept current by list + watch; relists when the watch is too old.
+
+    `on_change(event_type, obj)` runs for every change (type ADDED, MODIFIED, DELETED) and with
+    ("SYNCED", None) after each (re)list has been applied. `synced` is set after the first list.
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        on_change: Callable[[str, Obj | None], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.on_change = on_change or (lambda t, o: None)
+        self.cache: dict[str, Obj] = {}
+        self.resource_version = ""
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        while True:
+            try:
+                await self._relist()
+                async for ev in self.client.watch(
+                    self.kind,
+                    self.namespace,
+                    self.label_selector,
+                    self.field_selector,
+                    resource_version=self.resource_version,
+                ):
+                    self._apply(ev)
+            except errors.TooOld:
+                log.info("watch of %s too old; relisting", self.kind)
+            except errors.Unavailable as e:
+                log.warning("informer %s: %s", self.kind, e)
+                await asyncio.sleep(0.5)
+
+    async def _relist(self) -> None:
+        items, rv = await self.client.list(
+            self.kind, self.namespace, self.label_selector, self.field_selector
+        )
+        fresh = {obj_key(o): o for o in items}
+        old, self.cache = self.cache, fresh
+        self.resource_version = rv
+        for key, obj in old.items():
+            if key not in fresh:
+                self.on_change("DELETED", obj)
+        for key, obj in fresh.items():
+            prev = old.get(key)
+            if prev is None:
+                self.on_change("ADDED", obj)
+            elif prev.get("metadata", {}).get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                self.on_change("MODIFIED", obj)
+        self.synced.set()
+        self.on_change("SYNCED", None)
+
+    def _apply(self, ev: WatchEvent) -> None:
+        self.resource_version = ev.resource_version or self.resource_version
+        if ev.obj is None:
+            return
+        key = obj_key(ev.obj)
+        if ev.type == "DELETED":
+            self.cache.pop(key, None)
+        else:
+            self.cache[key] = ev.obj
+        self.on_change(ev.type, ev.obj)

@@ -1,0 +1,173 @@
+"""The agents' gateway: one bidirectional stream per connected agent.
+
+Up the stream: `register` (the Node), then heartbeats carrying node status and pod status updates.
+Each heartbeat becomes one Raft write; its `seq` is acked only after that write committed, so an agent
+never believes a status is recorded that the cluster could lose. Down the stream: the whole set of
+pods bound to the node, sent again whenever one of them changes (level-triggered, like a kubelet's
+pod source).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import grpc
+
+from orchestrator import errors, model
+from orchestrator.auth import Authenticator
+from orchestrator.store.raft import Store
+from skiffpb import api_pb2 as api
+from skiffpb import api_pb2_grpc as api_grpc
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ASSIGNMENT_COALESCE = 0.005
+
+
+class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
+    def __init__(self, store: Store, auth: Authenticator) -> None:
+        self.store = store
+        self.auth = auth
+        self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
+        store.subscribe(self._on_change)
+
+    @property
+    def connected(self) -> int:
+        return len(self._dirty)
+
+    def _on_change(self, etype: str, obj: Obj) -> None:
+        if obj.get("kind") != "Pod":
+            return
+        node = obj.get("spec", {}).get("nodeName")
+        event = self._dirty.get(node) if node else None
+        if event is not None:
+            event.set()
+
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        try:
+            self.auth.require(context.invocation_metadata(), "node")
+            first = await context.read()
+            if first is grpc.aio.EOF or not first.HasField("register"):
+                raise errors.Invalid("the first message on the stream must be register")
+            node = json.loads(first.register)
+            node.setdefault("apiVersion", "v1")
+            node.setdefault("kind", "Node")
+            try:
+                node = model.validate(node)
+            except model.ValidationError as e:
+                raise errors.Invalid(str(e)) from None
+            name = node["metadata"]["name"]
+            await self.store.propose(
+                {
+                    "op": "register_node",
+                    "obj": node,
+                    "now": time.time(),
+                    "uid": str(uuid.uuid4()),
+                    "rid": uuid.uuid4().hex,
+                },
+            )
+        except errors.SkiffError as e:
+            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+            return
+        log.info("agent connected node=%s peer=%s", name, context.peer())
+        dirty = asyncio.Event()
+        dirty.set()
+        previous = self._dirty.get(name)
+        self._dirty[name] = dirty
+        if previous is not None:
+            previous.set()  # wake the replaced stream's sender so it notices and ends
+        out: asyncio.Queue[api.MasterMessage] = asyncio.Queue()
+        stream_id = uuid.uuid4().hex[:8]
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._send_assignments(name, dirty, out))
+                tg.create_task(self._write(context, out))
+                await self._read(context, name, stream_id, out)
+                raise _StreamEnded
+        except* _StreamEnded:
+            pass
+        except* errors.SkiffError as eg:
+            e = eg.exceptions[0]
+            log.info("agent stream node=%s ended: %s", name, e)
+        finally:
+            if self._dirty.get(name) is dirty:
+                del self._dirty[name]
+            log.info("agent disconnected node=%s", name)
+
+    async def _read(self, context: Any, name: str, stream_id: str, out: asyncio.Queue) -> None:
+        while True:
+            msg = await context.read()
+            if msg is grpc.aio.EOF:
+                return
+            if not msg.HasField("heartbeat"):
+                continue
+            hb = msg.heartbeat
+            cmd = {
+                "op": "heartbeat",
+                "node": name,
+                "now": time.time(),
+                "rid": f"hb/{name}/{stream_id}/{hb.seq}",
+                "node_status": json.loads(hb.node_status) if hb.node_status else None,
+                "pods": [
+                    {
+                        "namespace": p.namespace,
+                        "name": p.name,
+                        "uid": p.uid,
+                        "status": json.loads(p.status) if p.status else None,
+                        "deleted": p.deleted,
+                    }
+                    for p in hb.pods
+                ],
+            }
+            error = ""
+            for _ in range(3):
+                try:
+                    await self.store.propose(cmd)
+                    error = ""
+                    break
+                except errors.Unavailable as e:
+                    error = str(e)
+                except errors.SkiffError as e:
+                    error = str(e)
+                    break
+            await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=error)))
+
+    async def _send_assignments(self, name: str, dirty: asyncio.Event, out: asyncio.Queue) -> None:
+        last: tuple = ()
+        while self._dirty.get(name) is dirty:
+            await dirty.wait()
+            dirty.clear()
+            await asyncio.sleep(ASSIGNMENT_COALESCE)  # coalesce a burst of bindings into one message
+            pods, rev = self.store.pods_on_node(name)
+            # The agent acts on spec and deletion, not on the status it reported itself.
+            versions = tuple(
+                sorted(
+                    (m["uid"], m.get("generation", 0), m.get("deletionTimestamp", ""))
+                    for m in (p["metadata"] for p in pods)
+                )
+            )
+            if versions == last:
+                continue
+            last = versions
+            await out.put(
+                api.MasterMessage(
+                    assignment=api.PodAssignment(
+                        pods=[json.dumps(p).encode() for p in pods], resource_version=str(rev)
+                    )
+                )
+            )
+        raise _StreamEnded  # another stream for this node replaced this one
+
+    async def _write(self, context: Any, out: asyncio.Queue) -> None:
+        while True:
+            await context.write(await out.get())
+
+
+class _StreamEnded(Exception):
+    pass

@@ -1,0 +1,165 @@
+"""Leader-only work: the controllers' lease and the cluster view the controllers act through.
+
+The Raft leader proposes a lease (holder, Raft term, expiry) every `renew` seconds. A lease of a newer
+term always wins, so after a failover the new leader takes it at once. The controllers run only while
+this master holds an unexpired lease, and every write they make carries the lease as a fence: the
+store rejects it once another master holds the lease, so two masters never act at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from orchestrator import errors, model
+from orchestrator.api import Writer
+from orchestrator.store.raft import Store
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+RETRY_WINDOW = 5.0
+
+
+class LocalCluster:
+    """The controllers' view of the cluster (orchestrator.controllers.base.Cluster) on this master.
+
+    Reads come from the local replica; a Node's Ready condition carries the latest heartbeat time
+    (heartbeats are kept apart from the Node objects so they do not churn watches). Writes are fenced
+    by the lease and retried with the same request id while their outcome is unknown.
+    """
+
+    def __init__(self, store: Store, fence: tuple[str, int]) -> None:
+        self.store = store
+        self.writer = Writer(store, fence)
+
+    def now(self) -> float:
+        return time.time()
+
+    def list(self, kind: str, namespace: str = "") -> list[Obj]:
+        items, _ = self.store.list(kind, namespace)
+        if kind == "Node":
+            beats = self.store.heartbeats()
+            items = [_with_heartbeat(n, beats.get(n["metadata"]["name"])) for n in items]
+        return items
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        obj = self.store.get(kind, namespace if model.KINDS[kind].namespaced else "", name)
+        if obj is not None and kind == "Node":
+            obj = _with_heartbeat(obj, self.store.heartbeats().get(name))
+        return obj
+
+    def subscribe(self, handler: Callable[[str, Obj], None]) -> Callable[[], None]:
+        return self.store.subscribe(handler)
+
+    async def _retry(self, call: Callable[[str], Awaitable[Any]]) -> Any:
+        rid = uuid.uuid4().hex
+        deadline = time.monotonic() + RETRY_WINDOW
+        while True:
+            try:
+                return await call(rid)
+            except errors.Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def create(self, obj: Obj) -> Obj:
+        return await self._retry(lambda rid: self.writer.create(obj, rid))
+
+    async def update(self, obj: Obj) -> Obj:
+        return await self._retry(lambda rid: self.writer.update(obj, rid))
+
+    async def patch(self, kind: str, namespace: str, name: str, patch: Obj, *, status: bool = False) -> Obj:
+        return await self._retry(lambda rid: self.writer.patch(kind, namespace, name, patch, status, rid))
+
+    async def delete(
+        self, kind: str, namespace: str, name: str, *, force: bool = False, grace_seconds: int | None = None
+    ) -> None:
+        await self._retry(
+            lambda rid: self.writer.delete(kind, namespace, name, rid, force=force, grace=grace_seconds)
+        )
+
+
+def _with_heartbeat(node: Obj, beat: float | None) -> Obj:
+    if beat is None:
+        return node
+    conditions = []
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            c = {**c, "lastHeartbeatTime": model.rfc3339_micro(beat)}
+        conditions.append(c)
+    return {**node, "status": {**node["status"], "conditions": conditions}}
+
+
+class LeaseKeeper:
+    """Holds the controllers' lease while this master is the Raft leader; runs `work` while held."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        work: Callable[[LocalCluster], Awaitable[None]],
+        *,
+        duration: float = 3.0,
+        renew: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.work = work
+        self.duration = duration
+        self.renew = renew
+        self._task: asyncio.Task | None = None
+        self._held_until = 0.0
+        self._term = 0
+
+    @property
+    def holding(self) -> bool:
+        return self._task is not None and time.time() < self._held_until
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._tick()
+                await asyncio.sleep(self.renew)
+        finally:
+            await self._stop("shutting down")
+
+    async def _tick(self) -> None:
+        if self.store.is_leader():
+            term = self.store.term
+            now = time.time()
+            try:
+                lease = await self.store.propose(
+                    {"op": "lease", "holder": self.name, "term": term, "now": now, "duration": self.duration},
+                    timeout=self.duration / 2,
+                )
+                if lease["holder"] == self.name and lease["term"] == term:
+                    self._held_until = now + self.duration
+                    if self._task is None or self._term != term:
+                        await self._stop("new term")
+                        self._start(term)
+            except errors.Unavailable as e:
+                log.info("lease renewal failed: %s", e)
+        if self._task is not None and (time.time() >= self._held_until or self._task.done()):
+            await self._stop("lease lost" if time.time() >= self._held_until else "controllers exited")
+
+    def _start(self, term: int) -> None:
+        self._term = term
+        log.info("leader lease acquired holder=%s term=%d: starting controllers", self.name, term)
+        self._task = asyncio.create_task(self.work(LocalCluster(self.store, (self.name, term))))
+
+    async def _stop(self, reason: str) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        log.info("stopping controllers: %s", reason)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("controllers failed", exc_info=task.exception())

@@ -1,0 +1,136 @@
+"""A master: the replicated store, the gRPC server (API, agent gateway, health) and the controllers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from orchestrator.api import ApiServicer
+from orchestrator.auth import Authenticator
+from orchestrator.gateway import NodeGatewayServicer
+from orchestrator.leader import LeaseKeeper, LocalCluster
+from orchestrator.store.raft import RaftTiming, Store
+from skiffpb import api_pb2 as api
+from skiffpb import api_pb2_grpc as api_grpc
+
+log = logging.getLogger(__name__)
+
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass
+class MasterOptions:
+    name: str
+    api_address: str
+    raft_address: str
+    peers: list[str]
+    data_dir: str
+    tokens_file: str
+    raft_password: str | None = None
+    timing: RaftTiming = field(default_factory=RaftTiming)
+    node_grace: float = 3.0
+    pod_eviction_timeout: float = 2.0
+    lease_duration: float = 3.0
+    controllers: bool = True
+
+
+def create_server(address: str) -> tuple[grpc.aio.Server, int]:
+    """A gRPC server bound to `address` (port 0 = any); returns it with the bound port."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}")
+    return server, port
+
+
+class Master:
+    def __init__(self, options: MasterOptions) -> None:
+        self.options = options
+        self.auth = Authenticator.from_file(options.tokens_file)
+        self.store = Store(
+            options.raft_address, options.peers, options.data_dir, options.timing, options.raft_password
+        )
+        self.api_port = 0
+
+    def status(self) -> api.MasterStatus:
+        raft = self.store.raft_status()
+        revision, digest = self.store.digest()
+        lease = self.store.lease()
+        state = {0: "follower", 1: "candidate", 2: "leader"}.get(raft.get("state"), str(raft.get("state")))
+        host = self.options.api_address.rsplit(":", 1)[0]
+        return api.MasterStatus(
+            name=self.options.name,
+            address=f"{host}:{self.api_port}",
+            raft_address=self.options.raft_address,
+            role=state,
+            term=raft.get("raft_term", 0),
+            commit_index=raft.get("commit_idx", 0),
+            applied_index=raft.get("last_applied", 0),
+            leader=str(raft.get("leader") or ""),
+            revision=revision,
+            state_digest=digest,
+            lease_holder=lease.holder,
+            lease_term=lease.term,
+            healthy=bool(raft.get("leader")) and bool(raft.get("has_quorum", True)),
+            peers=self.options.peers,
+            partner_nodes_connected=self.gateway.connected if hasattr(self, "gateway") else 0,
+        )
+
+    async def _run_controllers(self, cluster: LocalCluster) -> None:
+        from orchestrator.controllers.manager import ControllerManager, ControllerOptions
+
+        options = ControllerOptions(
+            node_grace=self.options.node_grace, toleration=self.options.pod_eviction_timeout
+        )
+        await ControllerManager(cluster, options).run()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; then shut down in order: stop accepting, drain, cancel."""
+        loop = asyncio.get_running_loop()
+        self.store.attach(loop)
+        server, self.api_port = create_server(self.options.api_address)
+        self.gateway = NodeGatewayServicer(self.store, self.auth)
+        api_grpc.add_ApiServicer_to_server(ApiServicer(self.store, self.auth, self.status), server)
+        api_grpc.add_NodeGatewayServicer_to_server(self.gateway, server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        await server.start()
+        log.info(
+            "master serving name=%s api=%s:%d raft=%s peers=%s",
+            self.options.name,
+            self.options.api_address.rsplit(":", 1)[0],
+            self.api_port,
+            self.options.raft_address,
+            ",".join(self.options.peers),
+        )
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        keeper = LeaseKeeper(
+            self.store, self.options.name, self._run_controllers, duration=self.options.lease_duration
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                keeper_task = tg.create_task(keeper.run()) if self.options.controllers else None
+                await stop.wait()
+                log.info("shutting down name=%s", self.options.name)
+                await health_servicer.enter_graceful_shutdown()
+                if keeper_task is not None:
+                    keeper_task.cancel()
+        finally:
+            await server.stop(grace=1.0)
+            with contextlib.suppress(Exception):
+                self.store.destroy()
+            log.info("stopped name=%s", self.options.name)

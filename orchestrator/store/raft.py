@@ -1,0 +1,264 @@
+"""The replicated store: `State` kept consistent across masters by PySyncObj (Raft).
+
+Threading: PySyncObj applies commands on its own tick thread. The state is read from the event loop
+only under `_lock`, and the tick thread tells the loop about new revisions through
+`call_soon_threadsafe`. Writes never block the loop: `propose` hands the command to PySyncObj with a
+callback and awaits a future, bounded by a timeout.
+
+Construct `Store` on the main thread (PySyncObj starts its thread there), then `attach(loop)` from
+inside the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+from orchestrator import errors
+from orchestrator.model import key_of
+from orchestrator.store import state as st
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Handler = Callable[[str, Obj], None]
+
+
+@dataclass(frozen=True)
+class RaftTiming:
+    """PySyncObj's timing knobs. Its defaults (0.1 s / 0.05 s) make each write take 100-200 ms."""
+
+    append_entries_period: float = 0.002
+    auto_tick_period: float = 0.002
+    min_timeout: float = 0.4
+    max_timeout: float = 0.8
+    connection_timeout: float = 1.5
+    connection_retry: float = 0.3
+    compaction_min_entries: int = 20_000
+    compaction_min_time: float = 300.0
+
+
+class _Replica(SyncObjConsumer):
+    """The replicated object. Only `state` is serialised (attributes set after the base __init__)."""
+
+    def __init__(self, on_applied: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._on_applied = on_applied
+        super().__init__()
+        self.state = st.State()
+
+    @replicated
+    def apply_command(self, cmd: dict[str, Any]) -> st.Result:
+        with self._lock:
+            result = st.apply(self.state, cmd)
+        self._on_applied()
+        return result
+
+    def _deserialize(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            super()._deserialize(data)
+        log.info("state loaded from snapshot revision=%d", self.state.revision)
+        self._on_applied()
+
+
+_FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
+
+
+class Store:
+    """One master's replica of the cluster state, with async writes and change notification."""
+
+    def __init__(
+        self,
+        self_address: str,
+        peers: list[str],
+        data_dir: str,
+        timing: RaftTiming = RaftTiming(),
+        password: str | None = None,
+    ) -> None:
+        os.makedirs(data_dir, exist_ok=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_pending = False
+        self._changed = asyncio.Event()
+        self._subscribers: list[Handler] = []
+        self._dispatched = 0
+        self._replica = _Replica(self._on_applied)
+        conf = SyncObjConf(
+            journalFile=os.path.join(data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(data_dir, "raft.dump"),
+            appendEntriesPeriod=timing.append_entries_period,
+            autoTickPeriod=timing.auto_tick_period,
+            raftMinTimeout=timing.min_timeout,
+            raftMaxTimeout=timing.max_timeout,
+            connectionTimeout=timing.connection_timeout,
+            connectionRetryTime=timing.connection_retry,
+            logCompactionMinEntries=timing.compaction_min_entries,
+            logCompactionMinTime=timing.compaction_min_time,
+            # Forking a process that has gRPC threads can hang: compact in-process.
+            useFork=False,
+            # PySyncObj binds 0.0.0.0 unless told otherwise; the Raft port speaks pickle: keep it private.
+            bindAddress=self_address,
+            password=password,
+            commandsWaitLeader=True,
+        )
+        self._sync = SyncObj(self_address, peers, conf=conf, consumers=[self._replica])
+        self.address = self_address
+
+    # ------------------------------------------------------------ loop bridge
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._changed = asyncio.Event()
+        with self._replica._lock:
+            self._dispatched = self._replica.state.revision
+        loop.call_soon(self._wake)
+
+    def _on_applied(self) -> None:
+        """Called on the tick thread after each apply: wake the loop once per batch."""
+        if self._loop is None or self._wake_pending:
+            return
+        self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: shutting down
+            pass
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        if not self._subscribers:
+            with self._replica._lock:
+                self._dispatched = self._replica.state.revision
+            return
+        try:
+            events = self.events_after(self._dispatched)
+        except errors.TooOld:
+            log.warning("subscribers fell behind the history; they will resync on their next tick")
+            with self._replica._lock:
+                self._dispatched = self._replica.state.revision
+            return
+        for ev in events:
+            self._dispatched = ev.revision
+            for handler in self._subscribers:
+                try:
+                    handler(ev.type, ev.obj)
+                except Exception:
+                    log.exception("subscriber failed on event revision=%d", ev.revision)
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        """Call `handler(type, obj)` on the loop for every change from now on. Returns an unsubscribe."""
+        self._subscribers.append(handler)
+        return lambda: self._subscribers.remove(handler) if handler in self._subscribers else None
+
+    def change_event(self) -> asyncio.Event:
+        """An event set at the next change. Take it before reading, then wait on it."""
+        return self._changed
+
+    # ------------------------------------------------------------ writes
+
+    async def propose(self, cmd: dict[str, Any], timeout: float = 5.0) -> Any:
+        """Replicate `cmd`; return the applied object (or None). Raises the command's error, or
+        errors.Unavailable when the outcome is unknown (then retry with the same request id)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+
+        def done(result: Any, error: int) -> None:
+            loop.call_soon_threadsafe(_resolve, fut, result, error)
+
+        self._replica.apply_command(cmd, callback=done)
+        try:
+            result, error = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise errors.Unavailable("write not committed in time (no quorum?); retry") from None
+        if error != FAIL_REASON.SUCCESS:
+            raise errors.Unavailable(f"write not committed: {_FAIL_NAMES.get(error, error)}; retry")
+        if result[0] == "ok":
+            return result[1]
+        raise errors.BY_CODE.get(result[1], errors.SkiffError)(result[2])
+
+    # ------------------------------------------------------------ reads
+
+    @property
+    def revision(self) -> int:
+        return self._replica.state.revision
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        with self._replica._lock:
+            return self._replica.state.objects.get(kind, {}).get(key_of(kind, namespace, name))
+
+    def list(self, kind: str, namespace: str = "") -> tuple[list[Obj], int]:
+        """(objects, revision) at one consistent revision."""
+        with self._replica._lock:
+            s = self._replica.state
+            items = list(s.objects.get(kind, {}).values())
+            rev = s.revision
+        if namespace:
+            items = [o for o in items if o["metadata"].get("namespace") == namespace]
+        return items, rev
+
+    def pods_on_node(self, node: str) -> tuple[list[Obj], int]:
+        with self._replica._lock:
+            s = self._replica.state
+            pods = s.objects.get("Pod", {})
+            items = [pods[k] for k in s.pods_by_node.get(node, {}) if k in pods]
+            return items, s.revision
+
+    def events_after(self, revision: int) -> list[st.Event]:
+        """Events with a revision > `revision`. Raises errors.TooOld if history no longer has them."""
+        with self._replica._lock:
+            s = self._replica.state
+            if revision >= s.revision:
+                return []
+            first = s.first_revision()
+            if revision < first:
+                raise errors.TooOld(
+                    f"too old resource version: {revision} (the oldest available is {first + 1})"
+                )
+            # Revisions are contiguous: the newest (s.revision - revision) events, read from the right.
+            newest = list(itertools.islice(reversed(s.history), s.revision - revision))
+        newest.reverse()
+        return newest
+
+    def heartbeats(self) -> dict[str, float]:
+        with self._replica._lock:
+            return dict(self._replica.state.heartbeats)
+
+    def lease(self) -> st.Lease:
+        with self._replica._lock:
+            return self._replica.state.lease
+
+    def digest(self) -> tuple[int, str]:
+        with self._replica._lock:
+            return self._replica.state.revision, st.digest(self._replica.state)
+
+    # ------------------------------------------------------------ raft
+
+    def raft_status(self) -> dict[str, Any]:
+        return self._sync.getStatus()
+
+    def is_leader(self) -> bool:
+        return self._sync._isLeader()
+
+    @property
+    def term(self) -> int:
+        return self._sync.raftCurrentTerm
+
+    def leader(self) -> str:
+        leader = self._sync._getLeader()
+        return str(leader) if leader is not None else ""
+
+    def destroy(self) -> None:
+        self._sync.destroy()
+
+
+def _resolve(fut: asyncio.Future, result: Any, error: int) -> None:
+    if not fut.done():
+        fut.set_result((result, error))

@@ -1,0 +1,477 @@
+"""The replicated state and its pure, deterministic apply function.
+
+`apply(state, command) -> Result` is the only way the state changes. It runs on every master in the
+same order (Raft's log), so it must be deterministic: time, UIDs and name suffixes are chosen by the
+proposer and carried in the command; no clock, randomness or I/O here, and no iteration over sets
+(string hashing differs between processes).
+
+Objects are never mutated once stored: a write stores a new dict. Readers may therefore hold
+references to stored objects without copying.
+
+Every stored change is one event with its own revision (revisions are contiguous), kept in a bounded
+history for watches. Every write carries a request id; a retried id gets the first result back
+(exactly-once writes over an at-least-once transport).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import json
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.model import key_of, rfc3339
+
+Obj = dict[str, Any]
+# ("ok", obj | None) or ("err", grpc status code name, message)
+Result = tuple
+
+HISTORY_LIMIT = 20_000
+REQUEST_TABLE_LIMIT = 100_000
+NODE_PORT_RANGE = (30000, 32767)
+CLUSTER_IP_NET = ipaddress.ip_network("127.1.0.0/16")
+
+
+@dataclass
+class Event:
+    revision: int
+    type: str  # ADDED, MODIFIED, DELETED
+    key: str
+    obj: Obj
+
+
+@dataclass
+class Lease:
+    holder: str = ""
+    term: int = 0
+    expiry: float = 0.0
+
+
+@dataclass
+class State:
+    """Plain data only: it is pickled whole when the Raft log is compacted."""
+
+    revision: int = 0
+    objects: dict[str, dict[str, Obj]] = field(default_factory=dict)  # kind -> key -> object
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
+    requests: OrderedDict = field(default_factory=OrderedDict)  # request id -> Result
+    lease: Lease = field(default_factory=Lease)
+    heartbeats: dict[str, float] = field(default_factory=dict)  # node name -> last heartbeat time
+    pods_by_node: dict[str, dict[str, None]] = field(default_factory=dict)  # node -> pod keys (ordered)
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.objects.get(kind, {}).get(key_of(kind, namespace, name))
+
+    def first_revision(self) -> int:
+        """The oldest revision a watch may resume after."""
+        return self.history[0].revision - 1 if self.history else self.revision
+
+
+def ok(obj: Obj | None) -> Result:
+    return ("ok", obj)
+
+
+def err(code: str, message: str) -> Result:
+    return ("err", code, message)
+
+
+def _resource(kind: str) -> str:
+    return {
+        "Deployment": "deployments.apps",
+        "ReplicaSet": "replicasets.apps",
+        "Ingress": "ingresses.networking.k8s.io",
+        "Endpoints": "endpoints",
+    }.get(kind, kind.lower() + "s")
+
+
+def not_found(kind: str, name: str) -> Result:
+    return err("NOT_FOUND", f'{_resource(kind)} "{name}" not found')
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def apply(state: State, cmd: dict[str, Any]) -> Result:
+    """Apply one command; return its result. A command whose request id was seen returns that result."""
+    rid = cmd.get("rid")
+    if rid:
+        seen = state.requests.get(rid)
+        if seen is not None:
+            return seen
+    fence = cmd.get("fence")
+    if fence is not None and (state.lease.holder, state.lease.term) != tuple(fence):
+        result = err("FAILED_PRECONDITION", f"leader lease {fence} is no longer held")
+    else:
+        handler = _HANDLERS.get(cmd["op"])
+        result = handler(state, cmd) if handler else err("INVALID_ARGUMENT", f"unknown op {cmd['op']!r}")
+    if rid:
+        state.requests[rid] = result
+        while len(state.requests) > REQUEST_TABLE_LIMIT:
+            state.requests.popitem(last=False)
+    return result
+
+
+# ---------------------------------------------------------------- storing
+
+
+def _emit(state: State, etype: str, obj: Obj) -> Obj:
+    """Store `obj` (or delete it) as the next revision and record the event."""
+    state.revision += 1
+    kind = obj["kind"]
+    meta = obj["metadata"]
+    key = key_of(kind, meta.get("namespace", ""), meta["name"])
+    if kind == "Pod":
+        _index_pod(state, key, state.objects.get(kind, {}).get(key), obj if etype != "DELETED" else None)
+    if etype != "DELETED":
+        obj = {**obj, "metadata": {**meta, "resourceVersion": str(state.revision)}}
+        state.objects.setdefault(kind, {})[key] = obj
+    else:
+        state.objects.get(kind, {}).pop(key, None)
+    state.history.append(Event(state.revision, etype, key, obj))
+    return obj
+
+
+def _index_pod(state: State, key: str, prev: Obj | None, pod: Obj | None) -> None:
+    if prev is not None:
+        state.pods_by_node.get(prev.get("spec", {}).get("nodeName", ""), {}).pop(key, None)
+    if pod is not None:
+        node = pod.get("spec", {}).get("nodeName")
+        if node:
+            state.pods_by_node.setdefault(node, {})[key] = None
+
+
+def _existing(state: State, obj: Obj) -> Obj | None:
+    meta = obj["metadata"]
+    return state.get(obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def _spec_of(obj: Obj) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _create(state: State, cmd: dict[str, Any]) -> Result:
+    obj = copy.deepcopy(cmd["obj"])
+    meta = obj["metadata"]
+    if not meta.get("name"):
+        meta["name"] = meta.get("generateName", "") + cmd.get("suffix", "")
+    if _existing(state, obj) is not None:
+        return err("ALREADY_EXISTS", f'{_resource(obj["kind"])} "{meta["name"]}" already exists')
+    meta["uid"] = cmd["uid"]
+    meta["creationTimestamp"] = rfc3339(cmd["now"])
+    meta["generation"] = 1
+    meta.pop("resourceVersion", None)
+    meta.pop("deletionTimestamp", None)
+    if obj["kind"] == "Service":
+        problem = _allocate_service(state, obj, None)
+        if problem:
+            return err("INVALID_ARGUMENT", problem)
+    return ok(_emit(state, "ADDED", obj))
+
+
+def _update(state: State, cmd: dict[str, Any]) -> Result:
+    """Replace spec and metadata (not status). mode 'apply' creates a missing object."""
+    new = cmd["obj"]
+    old = _existing(state, new)
+    if old is None:
+        if cmd.get("mode") == "apply":
+            return _create(state, cmd)
+        return not_found(new["kind"], new["metadata"]["name"])
+    rv = new["metadata"].get("resourceVersion")
+    if rv and rv != old["metadata"]["resourceVersion"]:
+        return _conflict(new)
+    obj = copy.deepcopy(new)
+    meta = obj["metadata"]
+    for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "ownerReferences"):
+        if k in old["metadata"] and (k != "ownerReferences" or k not in meta):
+            meta[k] = old["metadata"][k]
+    meta.pop("resourceVersion", None)
+    if "status" in old:
+        obj["status"] = old["status"]
+    else:
+        obj.pop("status", None)
+    if obj["kind"] == "Service":
+        problem = _allocate_service(state, obj, old)
+        if problem:
+            return err("INVALID_ARGUMENT", problem)
+    if _spec_of(obj) != _spec_of(old):
+        meta["generation"] = old["metadata"].get("generation", 1) + 1
+    if _same(obj, old):
+        return ok(old)
+    return ok(_emit(state, "MODIFIED", obj))
+
+
+def _same(a: Obj, b: Obj) -> bool:
+    ma = {k: v for k, v in a["metadata"].items() if k != "resourceVersion"}
+    mb = {k: v for k, v in b["metadata"].items() if k != "resourceVersion"}
+    return ma == mb and {k: v for k, v in a.items() if k != "metadata"} == {
+        k: v for k, v in b.items() if k != "metadata"
+    }
+
+
+def _conflict(obj: Obj) -> Result:
+    return err(
+        "ABORTED",
+        f'Operation cannot be fulfilled on {_resource(obj["kind"])} "{obj["metadata"]["name"]}": '
+        "the object has been modified; please apply your changes to the latest version and try again",
+    )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch; returns a new value, never mutates its arguments."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def _patch(state: State, cmd: dict[str, Any]) -> Result:
+    old = state.get(cmd["kind"], cmd["namespace"], cmd["name"])
+    if old is None:
+        return not_found(cmd["kind"], cmd["name"])
+    rv = cmd.get("rv")
+    if rv and rv != old["metadata"]["resourceVersion"]:
+        return _conflict(old)
+    patch = cmd["patch"]
+    if cmd.get("status"):
+        obj = {**old, "status": merge_patch(old.get("status") or {}, patch.get("status", patch))}
+    else:
+        patch = {k: v for k, v in patch.items() if k != "status"}
+        meta_patch = {
+            k: v
+            for k, v in (patch.get("metadata") or {}).items()
+            if k in ("labels", "annotations", "ownerReferences")
+        }
+        obj = merge_patch(old, {**patch, "metadata": meta_patch})
+        if _spec_of(obj) != _spec_of(old):
+            obj["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        if obj["kind"] == "Pod":
+            old_node = old.get("spec", {}).get("nodeName")
+            if old_node and obj.get("spec", {}).get("nodeName") != old_node:
+                return err("INVALID_ARGUMENT", "spec.nodeName: a bound pod cannot move to another node")
+        if obj["kind"] == "Service":
+            problem = _allocate_service(state, obj, old)
+            if problem:
+                return err("INVALID_ARGUMENT", problem)
+    if obj == old:
+        return ok(old)
+    return ok(_emit(state, "MODIFIED", obj))
+
+
+def _delete(state: State, cmd: dict[str, Any]) -> Result:
+    old = state.get(cmd["kind"], cmd["namespace"], cmd["name"])
+    if old is None:
+        return not_found(cmd["kind"], cmd["name"])
+    rv = cmd.get("rv")
+    if rv and rv != old["metadata"]["resourceVersion"]:
+        return _conflict(old)
+    return ok(_delete_obj(state, old, cmd["now"], bool(cmd.get("force")), cmd.get("grace")))
+
+
+def _delete_obj(state: State, old: Obj, now: float, force: bool, grace: int | None) -> Obj:
+    """Delete `old` and, recursively, what it owns. A running bound pod is only marked (graceful)."""
+    if old["kind"] == "Pod" and not force and _needs_graceful_stop(old):
+        if old["metadata"].get("deletionTimestamp"):
+            return old
+        if grace is None:
+            grace = old.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+        meta = {
+            **old["metadata"],
+            "deletionTimestamp": rfc3339(now),
+            "deletionGracePeriodSeconds": int(grace),
+        }
+        return _emit(state, "MODIFIED", {**old, "metadata": meta})
+    _emit(state, "DELETED", old)
+    uid = old["metadata"].get("uid")
+    if uid and old["kind"] in ("Deployment", "ReplicaSet"):
+        for kind in ("ReplicaSet", "Pod"):
+            for child in list(state.objects.get(kind, {}).values()):
+                refs = child["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    _delete_obj(state, child, now, force, grace)
+    if old["kind"] == "Service":
+        ep = state.get("Endpoints", old["metadata"]["namespace"], old["metadata"]["name"])
+        if ep is not None:
+            _emit(state, "DELETED", ep)
+    if old["kind"] == "Node":
+        state.heartbeats.pop(old["metadata"]["name"], None)
+    return old
+
+
+def _needs_graceful_stop(pod: Obj) -> bool:
+    return bool(pod.get("spec", {}).get("nodeName")) and pod.get("status", {}).get("phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
+# ---------------------------------------------------------------- services
+
+
+def _allocate_service(state: State, svc: Obj, old: Obj | None) -> str:
+    """Fill spec.clusterIP and every NodePort (keeping earlier allocations). Returns a problem or ''."""
+    spec = svc.setdefault("spec", {})
+    others = [
+        s
+        for s in state.objects.get("Service", {}).values()
+        if old is None or s["metadata"]["uid"] != old["metadata"]["uid"]
+    ]
+    old_spec = (old or {}).get("spec", {})
+    if not spec.get("clusterIP"):
+        spec["clusterIP"] = old_spec.get("clusterIP") or _free_cluster_ip(others)
+    spec["clusterIPs"] = [spec["clusterIP"]]
+    used = {int(p.get("nodePort", 0)) for s in others for p in s.get("spec", {}).get("ports") or []}
+    old_ports = {(p.get("name", ""), p.get("port")): p.get("nodePort") for p in old_spec.get("ports") or []}
+    wants_node_port = spec.get("type") in ("NodePort", "LoadBalancer")
+    ports = []
+    for p in spec.get("ports") or []:
+        p = dict(p)
+        if wants_node_port:
+            if p.get("nodePort"):
+                if int(p["nodePort"]) in used:
+                    return f"spec.ports[].nodePort: Invalid value: {p['nodePort']}: provided port is already allocated"
+            else:
+                p["nodePort"] = old_ports.get((p.get("name", ""), p.get("port"))) or _free_node_port(used)
+            used.add(int(p["nodePort"]))
+        else:
+            p.pop("nodePort", None)
+        ports.append(p)
+    spec["ports"] = ports
+    return ""
+
+
+def _free_cluster_ip(services: list[Obj]) -> str:
+    used = {s.get("spec", {}).get("clusterIP") for s in services}
+    for host in CLUSTER_IP_NET.hosts():
+        if str(host) not in used:
+            return str(host)
+    raise RuntimeError("service address range exhausted")
+
+
+def _free_node_port(used: set[int]) -> int:
+    for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+        if port not in used:
+            return port
+    raise RuntimeError("node port range exhausted")
+
+
+# ---------------------------------------------------------------- nodes
+
+
+def _ready_condition(old: list[Obj], now: float) -> list[Obj]:
+    """Node conditions with Ready=True (a transition if it was not)."""
+    conditions = [c for c in old if c.get("type") != "Ready"]
+    prev = next((c for c in old if c.get("type") == "Ready"), None)
+    transition = prev["lastTransitionTime"] if prev and prev.get("status") == "True" else rfc3339(now)
+    conditions.append(
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "skiff agent is posting ready status",
+            "lastHeartbeatTime": rfc3339(now),
+            "lastTransitionTime": transition,
+        }
+    )
+    return conditions
+
+
+def _register_node(state: State, cmd: dict[str, Any]) -> Result:
+    node = copy.deepcopy(cmd["obj"])
+    name = node["metadata"]["name"]
+    old = state.get("Node", "", name)
+    status = node.get("status") or {}
+    status["conditions"] = _ready_condition((old or {}).get("status", {}).get("conditions") or [], cmd["now"])
+    node["status"] = status
+    state.heartbeats[name] = cmd["now"]
+    if old is None:
+        meta = node["metadata"]
+        meta["uid"] = cmd["uid"]
+        meta["creationTimestamp"] = rfc3339(cmd["now"])
+        meta.pop("namespace", None)
+        return ok(_emit(state, "ADDED", node))
+    merged = {
+        **old,
+        "metadata": {
+            **old["metadata"],
+            "labels": {**(old["metadata"].get("labels") or {}), **(node["metadata"].get("labels") or {})},
+        },
+        "status": status,
+    }
+    return ok(_emit(state, "MODIFIED", merged))
+
+
+def _heartbeat(state: State, cmd: dict[str, Any]) -> Result:
+    """An agent's heartbeat: its liveness, changed node status, and pod status updates, in one write."""
+    name = cmd["node"]
+    node = state.get("Node", "", name)
+    if node is None:
+        return not_found("Node", name)
+    now = cmd["now"]
+    state.heartbeats[name] = now
+    status = cmd.get("node_status")
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    if status is not None or ready.get("status") != "True":
+        new_status = {**(node.get("status") or {}), **(status or {})}
+        new_status["conditions"] = _ready_condition(conditions, now)
+        _emit(state, "MODIFIED", {**node, "status": new_status})
+    for update in cmd.get("pods") or []:
+        pod = state.get("Pod", update["namespace"], update["name"])
+        if pod is None or pod["metadata"].get("uid") != update["uid"]:
+            continue
+        if pod.get("spec", {}).get("nodeName") != name:
+            continue
+        if update.get("deleted") and pod["metadata"].get("deletionTimestamp"):
+            _emit(state, "DELETED", pod)
+            continue
+        if update.get("status") is not None and update["status"] != pod.get("status"):
+            _emit(state, "MODIFIED", {**pod, "status": update["status"]})
+    return ok(None)
+
+
+def _lease(state: State, cmd: dict[str, Any]) -> Result:
+    """Grant the controllers' lease to the Raft leader of the newest term; renew for its holder.
+
+    A newer Raft term always takes the lease (the old leader can no longer commit anything); within
+    a term only the holder renews, and an expired lease of an older term may be taken.
+    """
+    lease = state.lease
+    term, holder, now = cmd["term"], cmd["holder"], cmd["now"]
+    if term > lease.term or (term == lease.term and (holder == lease.holder or now > lease.expiry)):
+        state.lease = Lease(holder, term, now + cmd["duration"])
+    return ok({"holder": state.lease.holder, "term": state.lease.term, "expiry": state.lease.expiry})
+
+
+_HANDLERS = {
+    "create": _create,
+    "update": _update,
+    "patch": _patch,
+    "delete": _delete,
+    "register_node": _register_node,
+    "heartbeat": _heartbeat,
+    "lease": _lease,
+}
+
+
+# ---------------------------------------------------------------- digest
+
+
+def digest(state: State) -> str:
+    """A hash of every stored object and the revision: equal on masters that hold identical state."""
+    h = hashlib.sha256(str(state.revision).encode())
+    for kind in sorted(state.objects):
+        for key in sorted(state.objects[kind]):
+            h.update(key.encode())
+            h.update(json.dumps(state.objects[kind][key], sort_keys=True).encode())
+    return h.hexdigest()[:16]
