@@ -1,0 +1,181 @@
+"""API write benchmark: latency for one client and throughput with 64 concurrent clients through 3
+masters, beside raw PySyncObj (same 3-process Raft and timing, no gRPC) measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+from tests.integration.masters import MasterSet, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arun(coro):
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        return r.run(coro)
+
+
+def cm(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": "x" * 64}}
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+async def client_load(masters: list[str], token: str, clients: int, seconds: float, tag: str) -> dict:
+    """`clients` concurrent writers, each with its own channel, spread over the masters."""
+    from orchestrator.client import ApiClient
+
+    conns = [
+        ApiClient(masters[i % len(masters) :] + masters[: i % len(masters)], token) for i in range(clients)
+    ]
+    lat: list[float] = []
+    end = time.perf_counter() + seconds
+    errors = 0
+
+    async def run(i: int) -> None:
+        nonlocal errors
+        n = 0
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            try:
+                await conns[i].create(cm(f"{tag}-{i}-{n}"))
+                lat.append(time.perf_counter() - t)
+            except Exception:
+                errors += 1
+            n += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(clients)))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        await c.close()
+    return {"writes": len(lat), "errors": errors, "seconds": elapsed, "latencies": lat}
+
+
+async def sequential(masters: list[str], token: str, n: int) -> list[float]:
+    from orchestrator.client import ApiClient
+
+    async with ApiClient(masters, token) as c:
+        for i in range(50):
+            await c.create(cm(f"warm-{i}"))
+        lat = []
+        for i in range(n):
+            t = time.perf_counter()
+            await c.create(cm(f"seq-{i}"))
+            lat.append(time.perf_counter() - t)
+    return lat
+
+
+def raw_pysyncobj(tmp: Path) -> dict:
+    hosts = [f"127.0.40.{i}" for i in (1, 2, 3)]
+    addrs = [f"{h}:{free_port(h)}" for h in hosts]
+    out = tmp / "raw.json"
+    procs = []
+    for a in addrs:
+        peers = ",".join(x for x in addrs if x != a)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.raw_raft", a, peers, str(out), "40"],
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        )
+    try:
+        procs[0].wait(timeout=60)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, 9)
+                p.wait()
+    return json.loads(out.read_text())
+
+
+def run(seconds: float = 5.0) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ms = MasterSet(tmp, "127.0.41", extra=("--no-controllers",))
+        ms.start_all()
+        try:
+
+            async def prepare() -> None:
+                c = ms.client()
+                await ms.wait_leader(c)
+                await c.close()
+
+            arun(prepare())
+            lat = arun(sequential(ms.api, "admin-token", 1000))
+            # 64 clients in 2 processes (one process cannot drive more than ~2,000 gRPC calls/s).
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.api",
+                        "--client",
+                        ",".join(ms.api),
+                        "--clients",
+                        "32",
+                        "--seconds",
+                        str(seconds),
+                        "--tag",
+                        f"p{k}",
+                        "--out",
+                        str(tmp / f"load{k}.json"),
+                    ],
+                    cwd=ROOT,
+                )
+                for k in range(2)
+            ]
+            for p in procs:
+                p.wait(timeout=seconds + 60)
+            results = [json.loads((tmp / f"load{k}.json").read_text()) for k in range(2)]
+        finally:
+            ms.close()
+        raw = raw_pysyncobj(tmp)
+    all_lat = [x for r in results for x in r["latencies"]]
+    writes = sum(r["writes"] for r in results)
+    elapsed = max(r["seconds"] for r in results)
+    return {
+        "api_sequential_p50_ms": pct(lat, 0.5),
+        "api_sequential_p99_ms": pct(lat, 0.99),
+        "api_64_clients_writes_per_s": writes / elapsed,
+        "api_64_clients_p50_ms": pct(all_lat, 0.5),
+        "api_64_clients_p99_ms": pct(all_lat, 0.99),
+        "api_64_clients_errors": sum(r["errors"] for r in results),
+        "raw_pysyncobj_sequential_p50_ms": raw["p50_ms"],
+        "raw_pysyncobj_sequential_p99_ms": raw["p99_ms"],
+        "raw_pysyncobj_pipelined_writes_per_s": raw["pipelined_writes_per_s"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--client")
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--tag", default="c")
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    if args.client:
+        r = arun(client_load(args.client.split(","), "admin-token", args.clients, args.seconds, args.tag))
+        Path(args.out).write_text(json.dumps(r))
+        return
+    r = run(args.seconds)
+    print(json.dumps(r, indent=2))
+
+
+if __name__ == "__main__":
+    main()

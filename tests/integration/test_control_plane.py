@@ -1,0 +1,188 @@
+"""The control plane's guarantees with real master processes on loopback, killed for real."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import time
+
+import grpc
+import pytest
+
+from orchestrator import errors
+from orchestrator.client import ApiClient
+from skiffpb import api_pb2 as api
+from tests.integration.masters import MasterSet
+
+pytestmark = pytest.mark.integration
+_subnets = itertools.count(11)
+
+
+@pytest.fixture
+def masters(tmp_path):
+    ms = MasterSet(tmp_path, f"127.0.{next(_subnets)}", extra=("--no-controllers",))
+    ms.start_all()
+    yield ms
+    ms.close()
+    print(ms.logs())  # pytest shows captured output only when the test failed
+
+
+def cm(name: str, value: str = "v") -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"value": value}}
+
+
+async def write_all(clients: list[ApiClient], names: list[str], acked: dict[str, str]) -> None:
+    async def one(i: int, name: str) -> None:
+        client = clients[i % len(clients)]
+        obj = await client.create(cm(name, f"value-{name}"))
+        acked[name] = obj["data"]["value"]
+
+    await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
+
+
+async def test_leader_kill_loses_nothing_and_restarted_master_catches_up(masters: MasterSet) -> None:
+    admin = masters.client()
+    leader = await masters.wait_leader(admin)
+    # One client per master, so the 300 writes really are spread over all three.
+    per_master = [masters.client(masters=[a] + [b for b in masters.api if b != a]) for a in masters.api]
+    acked: dict[str, str] = {}
+    await write_all(per_master, [f"before-{i}" for i in range(300)], acked)
+    assert len(acked) == 300
+
+    masters.kill(leader)
+    killed_at = time.monotonic()
+    survivors = [a for i, a in enumerate(masters.api) if i != leader]
+    writer = masters.client(masters=survivors, timeout=10.0)
+    await writer.create(cm("after-kill"))
+    failover = time.monotonic() - killed_at
+    print(f"new leader accepted a write {failover * 1000:.0f} ms after the leader was killed")
+    assert failover < 2.0
+
+    await write_all([writer], [f"during-{i}" for i in range(50)], acked)
+    masters.start(leader)  # restarts from its journal and dump
+    await masters.wait_leader(admin)
+    await write_all([writer], [f"after-{i}" for i in range(50)], acked)
+    await masters.wait_converged(admin)
+    for address in masters.api:
+        items, _ = await masters.client(masters=[address]).list("ConfigMap")
+        stored = {o["metadata"]["name"]: o["data"]["value"] for o in items}
+        missing = set(acked) - set(stored)
+        assert not missing, f"{address} lost acknowledged writes: {sorted(missing)[:5]}"
+        assert all(stored[k] == v for k, v in acked.items())
+
+
+async def test_retried_request_id_is_applied_once(masters: MasterSet) -> None:
+    client = masters.client()
+    await masters.wait_leader(client)
+    # The first attempt's outcome is lost: the client gives up before the reply (1 ms deadline).
+    req = api.WriteRequest(request_id="retry-me", object=json.dumps(cm("once")).encode())
+    meta = (("authorization", "Bearer admin-token"),)
+    with pytest.raises(grpc.aio.AioRpcError) as lost:
+        await client.stub().Create(req, metadata=meta, timeout=0.001)
+    assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    first = json.loads((await client.stub().Create(req, metadata=meta)).object)
+    again = json.loads((await client.stub().Create(req, metadata=meta)).object)
+    assert first == again
+    # A different id for the same name is a new write, and the name is taken.
+    with pytest.raises(errors.AlreadyExists):
+        await client.create(cm("once"))
+    items, _ = await client.list("ConfigMap")
+    assert [o["metadata"]["name"] for o in items].count("once") == 1
+
+
+async def test_api_errors_map_to_status_codes(masters: MasterSet) -> None:
+    admin = masters.client()
+    await masters.wait_leader(admin)
+    first = await admin.create(cm("cas", "1"))
+    await admin.update({**first, "data": {"value": "2"}})
+    with pytest.raises(errors.Conflict):
+        await admin.update({**first, "data": {"value": "3"}})  # first's resourceVersion is stale now
+
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "replicas": 1,
+            "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagee": "x"}]}},
+        },
+    }
+    with pytest.raises(errors.Invalid, match="imagee"):
+        await admin.create(bad)
+
+    with pytest.raises(errors.Unauthenticated):
+        await masters.client(token="wrong").list("ConfigMap")
+    no_token = ApiClient(masters.api, "")
+    no_token._metadata = ()
+    with pytest.raises(errors.Unauthenticated):
+        await no_token.list("ConfigMap")
+    viewer = masters.client(token="viewer-token")
+    assert (await viewer.get("ConfigMap", "default", "cas"))["data"]["value"] == "2"
+    with pytest.raises(errors.PermissionDenied):
+        await viewer.create(cm("viewer-write"))
+    with pytest.raises(errors.NotFound):
+        await admin.get("ConfigMap", "default", "viewer-write")
+
+
+async def test_watch_resumes_on_another_master_without_gaps_or_repeats(masters: MasterSet) -> None:
+    admin = masters.client()
+    leader = await masters.wait_leader(admin)
+    follower = next(i for i in range(3) if i != leader)
+    others = [a for i, a in enumerate(masters.api) if i != follower]
+    watcher = masters.client(masters=[masters.api[follower], *others])
+    _, rv = await watcher.list("ConfigMap")
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        async for ev in watcher.watch("ConfigMap", resource_version=rv):
+            if ev.type == "BOOKMARK":
+                continue
+            seen.append(ev.obj["metadata"]["name"])
+            if len(seen) == 60:
+                done.set()
+                return
+
+    task = asyncio.create_task(watch())
+    writer = masters.client(masters=others)
+    for i in range(30):
+        await writer.create(cm(f"w-{i}"))
+    while len(seen) < 30:
+        await asyncio.sleep(0.02)
+    masters.kill(follower)  # the watch's master
+    for i in range(30, 60):
+        await writer.create(cm(f"w-{i}"))
+    await asyncio.wait_for(done.wait(), 15)
+    task.cancel()
+    assert seen == [f"w-{i}" for i in range(60)]
+
+
+async def test_follower_restarted_under_write_load_rejoins(masters: MasterSet) -> None:
+    admin = masters.client()
+    leader = await masters.wait_leader(admin)
+    follower = next(i for i in range(3) if i != leader)
+    others = [a for i, a in enumerate(masters.api) if i != follower]
+    writer = masters.client(masters=others)
+    acked: dict[str, str] = {}
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        i = 0
+        while not stop.is_set():
+            await write_all([writer], [f"load-{i}-{j}" for j in range(10)], acked)
+            i += 1
+
+    task = asyncio.create_task(load())
+    await asyncio.sleep(1.0)
+    masters.kill(follower, signal.SIGKILL)
+    await asyncio.sleep(1.0)
+    masters.start(follower)
+    await asyncio.sleep(2.0)
+    stop.set()
+    await task
+    await masters.wait_converged(admin, deadline=30)
+    items, _ = await masters.client(masters=[masters.api[follower]]).list("ConfigMap")
+    assert set(acked) <= {o["metadata"]["name"] for o in items}
+    assert len(acked) > 100
