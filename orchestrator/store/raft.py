@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import tcp_connection as _tcp_connection
+from pysyncobj import transport as _transport
 
 from orchestrator import errors
 from orchestrator.model import key_of
@@ -47,6 +49,26 @@ class RaftTiming:
     # False: the leader sends each command at once, and a proposal wakes the tick thread through a
     # pipe instead of waiting for its next tick (lower latency); True: batch per append period.
     batch: bool = False
+
+
+_source_host: str | None = None
+
+
+class _SourceBoundConnection(_tcp_connection.TcpConnection):
+    """PySyncObj's connection, with outgoing Raft connections bound to this master's own address.
+
+    Without it the kernel picks 127.0.0.1 (or the route's source) for every master, so a link between
+    two masters cannot be told apart from others, by a firewall rule or a packet capture.
+    """
+
+    def setSockoptKeepalive(self) -> None:
+        super().setSockoptKeepalive()
+        sock = self._TcpConnection__socket  # type: ignore[attr-defined]
+        if _source_host and sock is not None and sock.getsockname()[1] == 0:
+            sock.bind((_source_host, 0))
+
+
+_transport.TcpConnection = _SourceBoundConnection
 
 
 class _Replica(SyncObjConsumer):
@@ -87,6 +109,8 @@ class Store:
         password: str | None = None,
     ) -> None:
         os.makedirs(data_dir, exist_ok=True)
+        global _source_host
+        _source_host = self_address.rsplit(":", 1)[0]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_pending = False
         self._changed = asyncio.Event()
