@@ -94,7 +94,7 @@ class Master:
         from orchestrator.controllers.manager import ControllerManager, ControllerOptions
 
         options = ControllerOptions(
-            node_grace=self.options.node_grace, toleration=self.options.pod_eviction_timeout
+            node_grace=self.options.node_grace, node_toleration=self.options.pod_eviction_timeout
         )
         await ControllerManager(cluster, options).run()
 

@@ -1,0 +1,79 @@
+"""The agent's pure parts: the unacked-update queue, the Node it registers, log tails."""
+
+from __future__ import annotations
+
+import json
+
+from agents.agent import NodeSpec, UpdateQueue, build_node, parse_labels, tail
+from orchestrator import model
+
+REF = ("default", "p", "u1")
+REF2 = ("default", "q", "u2")
+
+
+def test_update_kept_until_acked() -> None:
+    q = UpdateQueue(resend_after=3.0)
+    q.put(REF, {"phase": "Running"}, False)
+    sent = q.take(1, now=0.0)
+    assert [u.name for u in sent] == ["p"]
+    assert q.take(2, now=0.1) == []  # in flight: not resent on every heartbeat
+    q.ack(2, True)
+    assert len(q) == 1
+    q.ack(1, True)
+    assert len(q) == 0
+
+
+def test_error_ack_resends() -> None:
+    q = UpdateQueue()
+    q.put(REF, {"phase": "Running"}, False)
+    q.take(1, 0.0)
+    q.ack(1, False)
+    assert [u.name for u in q.take(2, 0.1)] == ["p"]
+
+
+def test_newer_version_survives_ack_of_older() -> None:
+    q = UpdateQueue()
+    q.put(REF, {"phase": "Pending"}, False)
+    q.take(1, 0.0)
+    q.put(REF, {"phase": "Running"}, False)
+    assert q.due(0.01)
+    sent = q.take(2, 0.01)
+    assert json.loads(sent[0].status)["phase"] == "Running"
+    q.ack(1, True)
+    assert len(q) == 1
+    q.ack(2, True)
+    assert len(q) == 0
+
+
+def test_silent_master_resend_and_new_stream() -> None:
+    q = UpdateQueue(resend_after=3.0)
+    q.put(REF, None, True)
+    q.put(REF2, {"phase": "Running"}, False)
+    assert len(q.take(1, 0.0)) == 2
+    assert q.take(2, 1.0) == []
+    assert len(q.take(3, 3.5)) == 2  # no ack for too long
+    q.reset()
+    sent = q.take(1, 3.6)
+    assert {u.name for u in sent} == {"p", "q"} and any(u.deleted for u in sent)
+
+
+def test_node_validates_against_schema() -> None:
+    spec = NodeSpec(
+        "w1", "127.0.60.9", "2", "4Gi", 110, parse_labels("zone=a, disk=ssd"), 4321, "uts,pid,cgroup-v1"
+    )
+    node = model.validate(build_node(spec))
+    assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "w1"
+    assert node["metadata"]["labels"]["zone"] == "a"
+    st = node["status"]
+    assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 4321
+    assert {"type": "InternalIP", "address": "127.0.60.9"} in st["addresses"]
+    assert st["capacity"] == {"cpu": "2", "memory": "4Gi", "pods": "110"}
+    assert st["isolation"] == "uts,pid,cgroup-v1"
+
+
+def test_tail() -> None:
+    data = b"a\nb\nc\n"
+    assert tail(data, -1) == data
+    assert tail(data, 2) == b"b\nc\n"
+    assert tail(data, 0) == b""
+    assert tail(b"a\nb", 1) == b"b"
