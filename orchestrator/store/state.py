@@ -285,9 +285,10 @@ def _delete_obj(state: State, old: Obj, now: float, force: bool, grace: int | No
             return old
         if grace is None:
             grace = old.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+        # Kubernetes' meaning: the deadline by which the pod must be gone (request time + grace).
         meta = {
             **old["metadata"],
-            "deletionTimestamp": rfc3339(now),
+            "deletionTimestamp": rfc3339(now + int(grace)),
             "deletionGracePeriodSeconds": int(grace),
         }
         return _emit(state, "MODIFIED", {**old, "metadata": meta})

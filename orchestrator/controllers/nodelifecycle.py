@@ -1,0 +1,210 @@
+"""Node lifecycle controller: notices nodes whose agent went silent and moves their pods away.
+
+Time-driven, so it runs on a tick rather than on events. For each node, silence = now - the Ready
+condition's lastHeartbeatTime (never counted from before this controller started, so a new leader or a
+control plane back from an outage does not evict everything at once):
+- silence > grace: Ready becomes Unknown (NodeStatusUnknown), the node is tainted
+  node.kubernetes.io/unreachable:NoSchedule, and its pods are marked not ready (so endpoints drop them);
+- silence > grace + toleration: every pod on the node is force-deleted (its agent cannot stop it, so the
+  object goes at once) and the owners replace them elsewhere;
+- once the node is Ready with fresh heartbeats again the taint is removed.
+Pods bound to a node that does not exist are force-deleted too (Kubernetes' pod GC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from orchestrator import errors, model
+from orchestrator.controllers.base import (
+    Action,
+    Cluster,
+    Delete,
+    Emit,
+    EventRecorder,
+    Obj,
+    Patch,
+    describe,
+    perform,
+)
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE = "node.kubernetes.io/unreachable"
+NOT_READY = "node.kubernetes.io/not-ready"
+DEFAULT_GRACE = 3.0
+DEFAULT_TOLERATION = 2.0
+
+
+def ready_condition(node: Obj) -> Obj | None:
+    for c in node.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c
+    return None
+
+
+def last_heartbeat(node: Obj) -> float:
+    """The Ready condition's lastHeartbeatTime, or the node's creation time before its first heartbeat."""
+    cond = ready_condition(node)
+    beat = model.parse_time(cond.get("lastHeartbeatTime", "")) if cond else 0.0
+    return beat or model.parse_time(node.get("metadata", {}).get("creationTimestamp", ""))
+
+
+def _unknown_patch(node: Obj, now: float) -> Obj:
+    stamp = model.rfc3339(now)
+    conditions = []
+    found = False
+    for c in node.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            found = True
+            c = {
+                **c,
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+                "lastTransitionTime": stamp,
+            }
+        conditions.append(c)
+    if not found:
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet never posted node status.",
+                "lastTransitionTime": stamp,
+            }
+        )
+    return {"status": {"conditions": conditions}}
+
+
+def _wanted_taints(node: Obj, ready: bool, status: str, now: float) -> list[Obj]:
+    current = node.get("spec", {}).get("taints") or []
+    taints = [t for t in current if t.get("key") not in (UNREACHABLE, NOT_READY)]
+    if not ready:
+        key = UNREACHABLE if status == "Unknown" else NOT_READY
+        old = next((t for t in current if t.get("key") == key and t.get("effect") == "NoSchedule"), None)
+        taints.append(old or {"key": key, "effect": "NoSchedule", "timeAdded": model.rfc3339(now)})
+    return taints
+
+
+def _not_ready_patch(pod: Obj, now: float) -> Obj:
+    conditions = []
+    for c in pod.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            c = {**c, "status": "False", "reason": "NodeNotReady", "lastTransitionTime": model.rfc3339(now)}
+        conditions.append(c)
+    return {"status": {"conditions": conditions}}
+
+
+def reconcile_nodes(
+    nodes: Iterable[Obj],
+    pods: Iterable[Obj],
+    now: float,
+    grace: float = DEFAULT_GRACE,
+    toleration: float = DEFAULT_TOLERATION,
+    *,
+    not_before: float = 0.0,
+) -> list[Action]:
+    """Actions for silent nodes and their pods (see the module docstring). Idempotent per state."""
+    by_node: dict[str, list[Obj]] = defaultdict(list)
+    for p in pods:
+        if p.get("spec", {}).get("nodeName"):
+            by_node[p["spec"]["nodeName"]].append(p)
+    actions: list[Action] = []
+    names = set()
+    for node in sorted(nodes, key=model.name_of):
+        name = model.name_of(node)
+        names.add(name)
+        cond = ready_condition(node)
+        status = cond.get("status", "Unknown") if cond else "Unknown"
+        silence = now - max(last_heartbeat(node), not_before)
+        if silence > grace and (cond is None or status != "Unknown"):
+            log.info("node=%s not ready: no heartbeat for %.1fs", name, silence)
+            actions.append(Patch("Node", "", name, _unknown_patch(node, now), status=True))
+            actions.append(Emit.about(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady"))
+            status = "Unknown"
+        ready = status == "True" and silence <= grace
+        taints = _wanted_taints(node, ready, status, now)
+        if taints != (node.get("spec", {}).get("taints") or []):
+            log.info("node=%s taints=%s", name, [t["key"] for t in taints])
+            actions.append(Patch("Node", "", name, {"spec": {"taints": taints}}))
+        if silence <= grace:
+            continue
+        evict = silence > grace + toleration
+        for p in sorted(by_node.get(name, []), key=model.name_of):
+            ns, pod_name = model.namespace_of(p), model.name_of(p)
+            if evict:
+                log.info("node=%s evicting pod=%s/%s", name, ns, pod_name)
+                actions.append(
+                    Emit.about(p, "TaintManagerEviction", f"Marking for deletion Pod {ns}/{pod_name}")
+                )
+                actions.append(Delete("Pod", ns, pod_name, force=True))
+            elif model.pod_is_terminating(p) and model.parse_time(p["metadata"]["deletionTimestamp"]) <= now:
+                actions.append(Delete("Pod", ns, pod_name, force=True))
+            elif model.pod_is_ready(p):
+                actions.append(Patch("Pod", ns, pod_name, _not_ready_patch(p, now), status=True))
+    for node_name, orphans in sorted(by_node.items()):
+        if node_name not in names:
+            for p in orphans:
+                log.info(
+                    "pod=%s/%s bound to missing node=%s: deleting",
+                    model.namespace_of(p),
+                    model.name_of(p),
+                    node_name,
+                )
+                actions.append(Delete("Pod", model.namespace_of(p), model.name_of(p), force=True))
+    return actions
+
+
+class NodeLifecycleController:
+    """Actor: every `tick` seconds, reconcile all nodes and perform the actions; failures are retried on
+    the next tick, except Fenced, which stops it."""
+
+    component = "node-controller"
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        recorder: EventRecorder,
+        *,
+        grace: float = DEFAULT_GRACE,
+        toleration: float = DEFAULT_TOLERATION,
+        tick: float = 0.25,
+    ) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.grace = grace
+        self.toleration = toleration
+        self.tick = tick
+
+    def handle(self, event_type: str, obj: Obj) -> None:
+        """Nothing: the tick reads the current state."""
+
+    async def run(self) -> None:
+        started = self.cluster.now()
+        log.info("node lifecycle started grace=%.1fs toleration=%.1fs", self.grace, self.toleration)
+        while True:
+            await self.sync(started)
+            await asyncio.sleep(self.tick)
+
+    async def sync(self, not_before: float = 0.0) -> None:
+        actions = reconcile_nodes(
+            self.cluster.list("Node"),
+            self.cluster.list("Pod"),
+            self.cluster.now(),
+            self.grace,
+            self.toleration,
+            not_before=not_before,
+        )
+        for a in actions:
+            try:
+                await perform(self.cluster, self.recorder, a, self.component)
+            except errors.Fenced:
+                log.info("node lifecycle fenced: lease lost, stopping")
+                raise
+            except errors.SkiffError as e:
+                log.info("node lifecycle %s failed: %r; retrying next tick", describe(a), e)

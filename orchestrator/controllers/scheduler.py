@@ -1,0 +1,273 @@
+"""Scheduler actor: binds pending pods to nodes chosen by orchestrator.scheduling.
+
+Pending pods (no spec.nodeName, not terminating) are queued by key. One task takes them in batches: it
+builds per-node usage from the snapshot once per batch, adds the pods it bound but the snapshot does not
+show yet ("assumed", as in kube-scheduler's cache), then places each pod and updates that node's usage
+in place, so a burst spreads correctly without waiting for the watch. Binds (a patch of spec.nodeName)
+run concurrently, at most `max_in_flight` at a time.
+
+A pod that fits nowhere gets a Warning FailedScheduling event and a PodScheduled=False condition, and
+is retried when a node changes in a way that matters, when a pod stops holding resources, and every
+`retry_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from orchestrator import errors, model
+from orchestrator.controllers.base import DELETED, Cluster, Emit, EventRecorder, Obj, split_key
+from orchestrator.controllers.queue import WorkQueue
+from orchestrator.scheduling import Choice, NodeInfo, choose, node_infos, node_is_ready
+
+log = logging.getLogger(__name__)
+
+_RETRY = "\x00retry"  # queue sentinels; never valid pod keys
+_WAKE = "\x00wake"
+
+
+def is_pending(pod: Obj) -> bool:
+    return not pod.get("spec", {}).get("nodeName") and not model.pod_is_terminating(pod)
+
+
+def unschedulable_condition_patch(pod: Obj, message: str, now: float) -> Obj | None:
+    """The status patch setting PodScheduled=False/Unschedulable, or None when it already says so."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+    if old is not None and old.get("status") == "False" and old.get("message") == message:
+        return None
+    stamp = model.rfc3339(now)
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": old.get("lastTransitionTime", stamp)
+        if old and old.get("status") == "False"
+        else stamp,
+    }
+    others = [c for c in conditions if c.get("type") != "PodScheduled"]
+    return {"status": {"conditions": [*others, condition]}}
+
+
+def scheduled_condition_patch(pod: Obj, now: float) -> Obj | None:
+    """After binding: flip an earlier PodScheduled=False to True (None when there was none)."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    if not any(c.get("type") == "PodScheduled" and c.get("status") != "True" for c in conditions):
+        return None
+    stamp = model.rfc3339(now)
+    others = [c for c in conditions if c.get("type") != "PodScheduled"]
+    return {
+        "status": {
+            "conditions": [*others, {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp}]
+        }
+    }
+
+
+def _node_signature(node: Obj) -> tuple[Any, ...]:
+    """What about a node can change a scheduling decision (heartbeats cannot)."""
+    return (
+        node_is_ready(node),
+        bool(node.get("spec", {}).get("unschedulable")),
+        json.dumps(node.get("spec", {}).get("taints") or [], sort_keys=True),
+        tuple(sorted(model.labels_of(node).items())),
+        tuple(sorted((node.get("status", {}).get("allocatable") or {}).items())),
+    )
+
+
+class SchedulerController:
+    """The scheduler actor. `handle` is fed every store event; `run` is its one task (plus bind tasks)."""
+
+    component = "default-scheduler"
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        recorder: EventRecorder,
+        *,
+        max_in_flight: int = 64,
+        retry_interval: float = 5.0,
+        batch_size: int = 1024,
+    ) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.queue: WorkQueue[str] = WorkQueue()
+        self._max_in_flight = max_in_flight
+        self._retry_interval = retry_interval
+        self._batch_size = batch_size
+        self._unschedulable: set[str] = set()
+        self._assumed: dict[str, tuple[Obj, str]] = {}
+        self._node_signatures: dict[str, tuple[Any, ...]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fenced: errors.Fenced | None = None
+        self.bound = 0
+
+    # ------------------------------------------------------------ events
+
+    def handle(self, event_type: str, obj: Obj) -> None:
+        kind = obj.get("kind")
+        if kind == "Pod":
+            key = f"{model.namespace_of(obj)}/{model.name_of(obj)}"
+            if event_type == DELETED:
+                self._assumed.pop(key, None)
+                self._unschedulable.discard(key)
+                if obj.get("spec", {}).get("nodeName"):
+                    self._retry_unschedulable()
+            elif obj.get("spec", {}).get("nodeName"):
+                self._assumed.pop(key, None)
+                if obj.get("status", {}).get("phase") in ("Succeeded", "Failed") or model.pod_is_terminating(
+                    obj
+                ):
+                    self._retry_unschedulable()
+            elif is_pending(obj) and key not in self._unschedulable:
+                self.queue.add(key)
+        elif kind == "Node":
+            name = model.name_of(obj)
+            if event_type == DELETED:
+                self._node_signatures.pop(name, None)
+                return
+            signature = _node_signature(obj)
+            if self._node_signatures.get(name) != signature:
+                self._node_signatures[name] = signature
+                self._retry_unschedulable()
+
+    def _retry_unschedulable(self) -> None:
+        for key in self._unschedulable:
+            self.queue.add(key)
+        self._unschedulable.clear()
+
+    # ------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Schedule until cancelled or fenced (errors.Fenced propagates); bind tasks end with it."""
+        log.info("scheduler started max_in_flight=%d", self._max_in_flight)
+        slots = asyncio.Semaphore(self._max_in_flight)
+        self.queue.add_after(_RETRY, self._retry_interval)
+        try:
+            while True:
+                keys = [await self.queue.get()]
+                while len(keys) < self._batch_size and (key := self.queue.get_nowait()) is not None:
+                    keys.append(key)
+                try:
+                    if self._fenced is not None:
+                        raise self._fenced
+                    await self._schedule_batch([k for k in keys if not k.startswith("\x00")], slots)
+                    if _RETRY in keys:
+                        self._retry_unschedulable()
+                        self.queue.add_after(_RETRY, self._retry_interval)
+                finally:
+                    for key in keys:
+                        self.queue.done(key)
+        except errors.Fenced:
+            log.info("scheduler fenced: lease lost, stopping")
+            raise
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _usage(self) -> dict[str, NodeInfo]:
+        infos = node_infos(self.cluster.list("Node"), self.cluster.list("Pod"))
+        for key, (pod, node) in list(self._assumed.items()):
+            current = self.cluster.get("Pod", *split_key(key))
+            if current is None or current.get("spec", {}).get("nodeName"):
+                self._assumed.pop(key, None)
+            elif node in infos:
+                infos[node].add(pod)
+        return infos
+
+    async def _schedule_batch(self, keys: list[str], slots: asyncio.Semaphore) -> None:
+        if not keys:
+            return
+        started = time.perf_counter()
+        infos = self._usage()
+        placed = failed = 0
+        for key in keys:
+            if key in self._assumed:
+                continue
+            pod = self.cluster.get("Pod", *split_key(key))
+            if pod is None or not is_pending(pod):
+                continue
+            choice = choose(pod, infos)
+            await slots.acquire()
+            if self._fenced is not None:
+                slots.release()
+                raise self._fenced
+            if choice.node_name is not None:
+                infos[choice.node_name].add(pod)
+                self._assumed[key] = (pod, choice.node_name)
+                self._spawn(self._bind(key, pod, choice.node_name), slots)
+                placed += 1
+            else:
+                self._unschedulable.add(key)
+                self._spawn(self._mark_unschedulable(pod, choice), slots)
+                failed += 1
+        log.info(
+            "scheduler batch pods=%d placed=%d unschedulable=%d nodes=%d ms=%.1f",
+            len(keys),
+            placed,
+            failed,
+            len(infos),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _spawn(self, coro: Any, slots: asyncio.Semaphore) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except errors.Fenced as e:
+                self._fenced = e
+                self.queue.add(_WAKE)
+            finally:
+                slots.release()
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bind(self, key: str, pod: Obj, node: str) -> None:
+        ns, name = split_key(key)
+        try:
+            await self.cluster.patch("Pod", ns, name, {"spec": {"nodeName": node}})
+        except errors.Fenced:
+            raise
+        except (errors.Conflict, errors.NotFound, errors.Invalid, errors.Precondition) as e:
+            log.info("scheduler bind dropped pod=%s node=%s error=%r", key, node, e)
+            self._assumed.pop(key, None)
+            return
+        except errors.SkiffError as e:
+            log.info("scheduler bind failed pod=%s node=%s error=%r; retrying", key, node, e)
+            self._assumed.pop(key, None)
+            self.queue.add_rate_limited(key)
+            return
+        self.bound += 1
+        log.debug("scheduler bound pod=%s node=%s", key, node)
+        self.queue.forget(key)
+        self.recorder.emit(
+            Emit.about(pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}"), self.component
+        )
+        patch = scheduled_condition_patch(pod, self.cluster.now())
+        if patch is not None:
+            try:
+                await self.cluster.patch("Pod", ns, name, patch, status=True)
+            except (errors.Conflict, errors.NotFound, errors.Unavailable):
+                pass
+
+    async def _mark_unschedulable(self, pod: Obj, choice: Choice) -> None:
+        ns, name = model.namespace_of(pod), model.name_of(pod)
+        message = choice.message()
+        log.info("scheduler unschedulable pod=%s/%s reason=%r", ns, name, message)
+        self.recorder.emit(Emit.about(pod, "FailedScheduling", message, "Warning"), self.component)
+        patch = unschedulable_condition_patch(pod, message, self.cluster.now())
+        if patch is None:
+            return
+        try:
+            await self.cluster.patch("Pod", ns, name, patch, status=True)
+        except (errors.Conflict, errors.NotFound, errors.Unavailable) as e:
+            log.debug("scheduler condition patch skipped pod=%s/%s error=%r", ns, name, e)

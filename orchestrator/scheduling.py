@@ -1,0 +1,305 @@
+"""Pure scheduling: which node should a pod run on?
+
+Small filters, each with Kubernetes' fixed reason string, reject nodes; scorers whose weighted scores add
+up rank the rest; the highest total wins and ties go to the node whose name sorts first. A `NodeInfo`
+carries a node's usage and is updated in place as pods are placed, so a batch of pods costs O(nodes) per
+pod and every placement sees the ones before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator import model
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+NOT_READY = "node(s) were not ready"
+UNSCHEDULABLE = "node(s) were unschedulable"
+SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
+TOO_MANY_PODS = "Too many pods"
+INSUFFICIENT_CPU = "Insufficient cpu"
+INSUFFICIENT_MEMORY = "Insufficient memory"
+DEFAULT_MAX_PODS = 110
+
+
+def _quantity(allocatable: Mapping[str, Any], key: str, parse: Callable[[Any], int]) -> int | None:
+    value = allocatable.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return parse(value)
+    except ValueError:
+        return None
+
+
+@dataclass
+class NodeInfo:
+    """A node and what is placed on it: requested cpu (millicores) and memory (bytes), pod count, and pods
+    per owner (controller ownerReference uid). `None` allocatable means unlimited."""
+
+    node: Obj
+    cpu: int | None
+    memory: int | None
+    max_pods: int
+    used_cpu: int = 0
+    used_memory: int = 0
+    pods: int = 0
+    owners: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, node: Obj) -> NodeInfo:
+        alloc = node.get("status", {}).get("allocatable") or node.get("status", {}).get("capacity") or {}
+        max_pods = _quantity(alloc, "pods", lambda v: int(str(v)))
+        return cls(
+            node,
+            _quantity(alloc, "cpu", model.parse_cpu),
+            _quantity(alloc, "memory", model.parse_bytes),
+            DEFAULT_MAX_PODS if max_pods is None else max_pods,
+        )
+
+    @property
+    def name(self) -> str:
+        return model.name_of(self.node)
+
+    def add(self, pod: Obj) -> None:
+        cpu, memory = model.pod_requests(pod)
+        self.used_cpu += cpu
+        self.used_memory += memory
+        self.pods += 1
+        owner = owner_uid(pod)
+        if owner:
+            self.owners[owner] += 1
+
+    def remove(self, pod: Obj) -> None:
+        cpu, memory = model.pod_requests(pod)
+        self.used_cpu -= cpu
+        self.used_memory -= memory
+        self.pods -= 1
+        owner = owner_uid(pod)
+        if owner:
+            self.owners[owner] -= 1
+
+
+def owner_uid(pod: Obj) -> str:
+    ref = model.controller_of(pod)
+    return ref.get("uid", "") if ref else ""
+
+
+def occupies_node(pod: Obj) -> bool:
+    """A pod bound to a node that has not finished holds its requests there (terminating ones too)."""
+    return bool(pod.get("spec", {}).get("nodeName")) and pod.get("status", {}).get("phase") not in (
+        "Succeeded",
+        "Failed",
+    )
+
+
+def node_infos(nodes: Iterable[Obj], pods: Iterable[Obj]) -> dict[str, NodeInfo]:
+    """NodeInfo per node name, with the usage of every pod that occupies it."""
+    infos = {model.name_of(n): NodeInfo.of(n) for n in nodes}
+    for p in pods:
+        if occupies_node(p):
+            info = infos.get(p["spec"]["nodeName"])
+            if info is not None:
+                info.add(p)
+    return infos
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """What the filters and scorers ask of a pod, computed once per pod."""
+
+    pod: Obj
+    cpu: int
+    memory: int
+    owner: str
+
+    @classmethod
+    def of(cls, pod: Obj) -> PodFacts:
+        cpu, memory = model.pod_requests(pod)
+        return cls(pod, cpu, memory, owner_uid(pod))
+
+    @property
+    def spec(self) -> Obj:
+        return self.pod.get("spec", {})
+
+
+# ---------------------------------------------------------------- filters
+# Each returns the reasons the node is rejected for (empty: it fits).
+
+Filter = Callable[[PodFacts, NodeInfo], tuple[str, ...]]
+
+
+def node_is_ready(node: Obj) -> bool:
+    for c in node.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
+def fits_ready(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    return () if node_is_ready(info.node) else (NOT_READY,)
+
+
+def fits_schedulable(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    return (UNSCHEDULABLE,) if info.node.get("spec", {}).get("unschedulable") else ()
+
+
+def fits_selector(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    selector = pod.spec.get("nodeSelector") or {}
+    labels = model.labels_of(info.node)
+    return () if all(labels.get(k) == v for k, v in selector.items()) else (SELECTOR_MISMATCH,)
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Kubernetes' ToleratesTaint: effect empty or equal; key empty with Exists matches every key."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    if not toleration.get("key"):
+        return op == "Exists"
+    if toleration["key"] != taint.get("key"):
+        return False
+    return op == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def fits_taints(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    tolerations = pod.spec.get("tolerations") or []
+    for taint in info.node.get("spec", {}).get("taints") or []:
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(tolerates(t, taint) for t in tolerations):
+            return (f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}",)
+    return ()
+
+
+def fits_pod_count(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    return (TOO_MANY_PODS,) if info.pods + 1 > info.max_pods else ()
+
+
+def fits_resources(pod: PodFacts, info: NodeInfo) -> tuple[str, ...]:
+    cpu, memory = pod.cpu, pod.memory
+    reasons = []
+    if cpu and info.cpu is not None and info.used_cpu + cpu > info.cpu:
+        reasons.append(INSUFFICIENT_CPU)
+    if memory and info.memory is not None and info.used_memory + memory > info.memory:
+        reasons.append(INSUFFICIENT_MEMORY)
+    return tuple(reasons)
+
+
+# ---------------------------------------------------------------- scores
+# Each returns 0..100 for a node that passed every filter, higher is better.
+
+Scorer = Callable[[PodFacts, NodeInfo, "ScoreContext"], float]
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """Facts about the feasible nodes as a whole that a scorer normalises against."""
+
+    max_owner_count: int
+
+
+def least_allocated(pod: PodFacts, info: NodeInfo, ctx: ScoreContext) -> float:
+    """The fraction of cpu and memory left free after placing the pod (pod count for a pod without
+    requests, so pods that request nothing still spread)."""
+    cpu, memory = pod.cpu, pod.memory
+    fractions = []
+    if cpu and info.cpu:
+        fractions.append((info.cpu - info.used_cpu - cpu) / info.cpu)
+    if memory and info.memory:
+        fractions.append((info.memory - info.used_memory - memory) / info.memory)
+    if not fractions:
+        fractions.append((info.max_pods - info.pods - 1) / max(1, info.max_pods))
+    return 100.0 * sum(fractions) / len(fractions)
+
+
+def owner_spread(pod: PodFacts, info: NodeInfo, ctx: ScoreContext) -> float:
+    """Fewer pods of the same owner on the node is better (Kubernetes' SelectorSpread)."""
+    owner = pod.owner
+    if not owner or ctx.max_owner_count == 0:
+        return 100.0
+    return 100.0 * (ctx.max_owner_count - info.owners[owner]) / ctx.max_owner_count
+
+
+# ---------------------------------------------------------------- the pipeline
+# Filters run cheapest and most decisive first; a node reports only the first filter that rejects it
+# (as Kubernetes does), so "not ready" hides "insufficient memory" on a dead node. Spread weighs twice
+# least-allocated so replicas of one owner land evenly on equal nodes before balancing by usage.
+FILTERS: tuple[Filter, ...] = (
+    fits_ready,
+    fits_schedulable,
+    fits_selector,
+    fits_taints,
+    fits_pod_count,
+    fits_resources,
+)
+SCORERS: tuple[tuple[Scorer, float], ...] = (
+    (least_allocated, 1.0),
+    (owner_spread, 2.0),
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The node chosen (None: unschedulable) and how many nodes each filter reason rejected."""
+
+    node_name: str | None
+    reasons: Counter[str]
+    total_nodes: int = 0
+
+    def message(self) -> str:
+        """Kubernetes' FailedScheduling text: '0/5 nodes are available: 3 Insufficient memory, 2 ...'."""
+        if self.total_nodes == 0:
+            return "0/0 nodes are available: no nodes available to schedule pods."
+        parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items()))
+        return f"0/{self.total_nodes} nodes are available: {parts}."
+
+
+def choose(pod: Obj, infos: Mapping[str, NodeInfo]) -> Choice:
+    """Pick a node for `pod` among `infos` (unchanged; the caller `add`s the pod to the chosen one)."""
+    facts = PodFacts.of(pod)
+    reasons: Counter[str] = Counter()
+    feasible: list[NodeInfo] = []
+    for info in infos.values():
+        for f in FILTERS:
+            rejected = f(facts, info)
+            if rejected:
+                reasons.update(rejected)
+                break
+        else:
+            feasible.append(info)
+    if not feasible:
+        return Choice(None, reasons, len(infos))
+    owner = facts.owner
+    ctx = ScoreContext(max_owner_count=max((i.owners[owner] for i in feasible), default=0) if owner else 0)
+    best = max(feasible, key=lambda i: (sum(w * s(facts, i, ctx) for s, w in SCORERS), _desc(i.name)))
+    return Choice(best.name, reasons, len(infos))
+
+
+def _desc(name: str) -> tuple[int, ...]:
+    """Orders names so that max() prefers the one sorting first."""
+    return tuple(-ord(ch) for ch in name) + (0,)
+
+
+def select_node(pod: Obj, nodes: Iterable[Obj], pods_by_node: Mapping[str, Iterable[Obj]]) -> Choice:
+    """Pick a node for one pod given every node and the pods bound to each."""
+    return choose(pod, node_infos(nodes, (p for ps in pods_by_node.values() for p in ps)))
+
+
+def schedule(pending: Iterable[Obj], nodes: Iterable[Obj], pods: Iterable[Obj]) -> list[tuple[Obj, Choice]]:
+    """Place pods one after another, each seeing the placements before it."""
+    infos = node_infos(nodes, pods)
+    out = []
+    for pod in pending:
+        choice = choose(pod, infos)
+        if choice.node_name is not None:
+            infos[choice.node_name].add(pod)
+        out.append((pod, choice))
+    return out
