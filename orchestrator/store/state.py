@@ -95,7 +95,13 @@ def not_found(kind: str, name: str) -> Result:
 
 
 def apply(state: State, cmd: dict[str, Any]) -> Result:
-    """Apply one command; return its result. A command whose request id was seen returns that result."""
+    """Apply one command; return its result. A command whose request id was seen returns that result.
+
+    A "batch" command (several proposals grouped into one Raft entry) returns ("batch", [results]),
+    each sub-command keeping its own request id and fence.
+    """
+    if cmd["op"] == "batch":
+        return ("batch", [apply(state, c) for c in cmd["cmds"]])
     rid = cmd.get("rid")
     if rid:
         seen = state.requests.get(rid)
@@ -106,7 +112,14 @@ def apply(state: State, cmd: dict[str, Any]) -> Result:
         result = err("FAILED_PRECONDITION", f"leader lease {fence} is no longer held")
     else:
         handler = _HANDLERS.get(cmd["op"])
-        result = handler(state, cmd) if handler else err("INVALID_ARGUMENT", f"unknown op {cmd['op']!r}")
+        if handler is None:
+            result = err("INVALID_ARGUMENT", f"unknown op {cmd['op']!r}")
+        else:
+            try:
+                result = handler(state, cmd)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                # A malformed command fails alone, the same way on every master (deterministic).
+                result = err("INVALID_ARGUMENT", f"malformed {cmd['op']} command: {e!r}")
     if rid:
         state.requests[rid] = result
         while len(state.requests) > REQUEST_TABLE_LIMIT:
