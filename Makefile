@@ -8,7 +8,7 @@ GEN     := skiffpb/resources_pb2.py skiffpb/api_pb2.py
 DURATION ?= 600
 SEED    ?= 1
 
-.PHONY: all install protos test unit lint bench demo up down chaos clean
+.PHONY: all install sysdeps protos test unit lint bench demo up down chaos clean
 
 all: install
 
@@ -26,12 +26,17 @@ $(GEN): $(PROTOS) $(STAMP)
 
 install: $(STAMP) $(GEN)
 
+# System tools the tests use: iptables (chaos blackholes a master's links), iproute2 (network namespaces).
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq iptables iproute2) >/dev/null || echo "warning: could not install iptables"; fi
+
 protos: $(GEN)
 
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+test: install sysdeps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 unit: install
@@ -49,7 +54,7 @@ down: install
 demo: install
 	$(BIN)/python -m orchestrator.demo
 
-chaos: install
+chaos: install sysdeps
 	$(BIN)/python -m chaos --duration $(DURATION) --seed $(SEED)
 
 clean:

@@ -1,0 +1,650 @@
+"""`skiff up|down|start|stop|kill`: a local cluster of separate processes on loopback addresses.
+
+Each master, agent and balancer runs as its own process group (start_new_session) with its output in
+logs/<name>.log; pids.json records what was started so `down` stops exactly those groups (never by name).
+Readiness is decided by health checks and the API (a leader, Ready nodes), with a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli.config import config_path, default_config_path
+
+PIDS = "pids.json"
+LAYOUT = "layout.json"
+
+
+class LaunchError(Exception):
+    """A launcher failure; the first line is the error, further lines (a log tail) may follow."""
+
+
+def default_state_dir() -> Path:
+    return Path.home() / ".skiff" / "cluster"
+
+
+def resolve_state_dir(args: argparse.Namespace) -> Path:
+    """--state-dir, else the stateDir of the client config (--config, $SKIFF_CONFIG, ~/.skiff), else default."""
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir).expanduser().resolve()
+    path, _ = config_path(getattr(args, "config", None), os.environ)
+    try:
+        data = json.loads(path.read_text())
+        if data.get("stateDir"):
+            return Path(data["stateDir"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    return default_state_dir()
+
+
+# ---------------------------------------------------------------- processes
+
+
+def available(module: str) -> bool:
+    """Whether `python -m module` can run (its __main__ exists)."""
+    try:
+        return importlib.util.find_spec(f"{module}.__main__") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_ours(rec: dict[str, Any]) -> bool:
+    """The recorded process still runs and is the one we started (same group, same command line)."""
+    pid = int(rec.get("pid") or 0)
+    if pid <= 0 or not alive(pid):
+        return False
+    try:
+        if os.getpgid(pid) != int(rec["pgid"]):
+            return False
+    except ProcessLookupError:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = [a.encode() for a in rec.get("argv") or []]
+        return not argv or cmdline[1 : len(argv)] == argv[1:]
+    except OSError:
+        return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(rec: dict[str, Any], sig: int) -> bool:
+    """Send `sig` to the recorded process group if it is still ours; True when sent."""
+    if not is_ours(rec):
+        return False
+    try:
+        os.killpg(int(rec["pgid"]), sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_records(records: list[dict[str, Any]], timeout: float) -> list[str]:
+    """SIGTERM each recorded group, wait up to `timeout`, SIGKILL what is left. Returns the names stopped."""
+    stopped = [r["name"] for r in records if signal_group(r, signal.SIGTERM)]
+    deadline = time.monotonic() + timeout
+    pending = [r for r in records if r["name"] in stopped]
+    while pending and time.monotonic() < deadline:
+        pending = [r for r in pending if alive(int(r["pid"]))]
+        if pending:
+            time.sleep(0.05)
+    for r in pending:
+        try:
+            os.killpg(int(r["pgid"]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # The groups may still hold helpers of the leader (the main process exited first): kill them too.
+    for r in records:
+        if r["name"] in stopped and group_alive(int(r["pgid"])):
+            try:
+                os.killpg(int(r["pgid"]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return stopped
+
+
+def tail(path: str | Path, lines: int = 20) -> str:
+    try:
+        data = Path(path).read_bytes()[-16384:].decode(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(data[-lines:])
+
+
+def spawn(rec: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Start the recorded argv in its own session with output appended to its log; fills pid/pgid."""
+    Path(rec["log"]).parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(rec["log"], "ab") as log:
+        log.write(f"---- skiff: starting {rec['name']} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            rec["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    rec["pid"] = proc.pid
+    rec["pgid"] = proc.pid
+    return proc
+
+
+def read_pids(state: Path) -> dict[str, Any]:
+    try:
+        return json.loads((state / PIDS).read_text())
+    except (OSError, ValueError):
+        return {"stateDir": str(state), "processes": []}
+
+
+def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def free_port(host: str, avoid: set[int] | None = None) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in (avoid or set()):
+            return port
+    raise LaunchError(f"no free port on {host}")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def parse_sizes(text: str | None, cpu: str, memory: str, n: int) -> list[tuple[str, str]]:
+    """'4:8Gi,2:4Gi' -> one (cpu, memory) per worker, cycling through the list; default cpu/memory."""
+    if not text:
+        return [(cpu, memory)] * n
+    sizes = []
+    for part in text.split(","):
+        if ":" not in part:
+            raise LaunchError(f"invalid --worker-sizes entry {part!r}: expected CPU:MEMORY, e.g. 4:8Gi")
+        c, m = part.split(":", 1)
+        sizes.append((c.strip(), m.strip()))
+    return [sizes[i % len(sizes)] for i in range(n)]
+
+
+@dataclass
+class Layout:
+    masters: list[dict[str, str]]  # name, address, api, raft
+    workers: list[dict[str, str]]  # name, address, cpu, memory
+    lb: dict[str, Any] | None
+
+
+def plan(args: argparse.Namespace, state: Path, lb_enabled: bool) -> Layout:
+    """Addresses and ports. A restarted cluster reuses its masters' ports (Raft peers are fixed)."""
+    old: dict[str, Any] = {}
+    try:
+        old = json.loads((state / LAYOUT).read_text())
+    except (OSError, ValueError):
+        pass
+    old_masters = {m["name"]: m for m in old.get("masters", [])}
+    masters = []
+    for i in range(1, args.masters + 1):
+        name, addr = f"m{i}", f"{args.master_address_base}.{i}"
+        prev = old_masters.get(name)
+        if prev and prev["address"] == addr:
+            api_port, raft_port = int(prev["api"].rsplit(":", 1)[1]), int(prev["raft"].rsplit(":", 1)[1])
+            if port_free(addr, api_port) and port_free(addr, raft_port):
+                masters.append(prev)
+                continue
+        api_port = free_port(addr)
+        raft_port = free_port(addr, {api_port})
+        masters.append(
+            {"name": name, "address": addr, "api": f"{addr}:{api_port}", "raft": f"{addr}:{raft_port}"}
+        )
+    sizes = parse_sizes(args.worker_sizes, args.worker_cpu, args.worker_memory, args.workers)
+    workers = [
+        {
+            "name": f"worker-{i}",
+            "address": f"{args.worker_address_base}.{i}",
+            "cpu": sizes[i - 1][0],
+            "memory": sizes[i - 1][1],
+        }
+        for i in range(1, args.workers + 1)
+    ]
+    lb = None
+    if lb_enabled:
+        a = args.lb_address
+        http = args.http_port or free_port(a)
+        health = free_port(a, {http})
+        metrics = free_port(a, {http, health})
+        lb = {"address": a, "httpPort": http, "metricsPort": metrics, "healthPort": health}
+    return Layout(masters, workers, lb)
+
+
+def load_tokens(state: Path) -> dict[str, str]:
+    """role -> token; reuses the state dir's tokens so an existing config stays valid."""
+    path = state / "tokens.json"
+    roles: dict[str, str] = {}
+    try:
+        for tok, role in json.loads(path.read_text()).items():
+            roles.setdefault(role, tok)
+    except (OSError, ValueError, AttributeError):
+        pass
+    for role in ("admin", "node", "viewer"):
+        roles.setdefault(role, secrets.token_urlsafe(32))
+    write_secret(path, json.dumps({tok: role for role, tok in roles.items()}, indent=2) + "\n")
+    for role, tok in roles.items():
+        write_secret(state / f"{role}.token", tok + "\n")
+    return roles
+
+
+# ---------------------------------------------------------------- waiting
+
+
+async def _health(address: str, timeout: float = 1.0) -> str:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        async with grpc.aio.insecure_channel(address) as ch:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    except grpc.aio.AioRpcError as e:
+        return e.code().name
+
+
+class Watchdog:
+    """Fails the wait as soon as a started process exits, naming it and showing its log's tail."""
+
+    def __init__(self, procs: dict[str, tuple[subprocess.Popen[bytes], dict[str, Any]]]) -> None:
+        self.procs = procs
+
+    def check(self) -> None:
+        for name, (proc, rec) in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                raise LaunchError(
+                    f"{name} exited with status {code} during startup (log: {rec['log']}); last lines:\n"
+                    + tail(rec["log"])
+                )
+
+
+async def wait_for(
+    what: str, probe: Callable[[], Any], deadline: float, dog: Watchdog, describe: Callable[[], str]
+) -> None:
+    """Poll the async `probe` until it returns true, the deadline passes, or a process dies."""
+    delay = 0.05
+    while True:
+        dog.check()
+        if await probe():
+            return
+        if time.monotonic() > deadline:
+            raise LaunchError(f"timed out waiting for {what}: {describe()}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+async def wait_masters(layout: Layout, token: str, deadline: float, dog: Watchdog) -> None:
+    from orchestrator.client import ApiClient
+
+    last: dict[str, str] = {}
+
+    async def healthy() -> bool:
+        results = await asyncio.gather(*(_health(m["api"]) for m in layout.masters))
+        last.update({m["name"]: r for m, r in zip(layout.masters, results, strict=True)})
+        return all(r == "SERVING" for r in results)
+
+    await wait_for(
+        "master health", healthy, deadline, dog, lambda: ", ".join(f"{k}={v}" for k, v in last.items())
+    )
+    async with ApiClient([m["api"] for m in layout.masters], token) as client:
+        seen = {"leader": ""}
+
+        async def leader() -> bool:
+            for m in layout.masters:
+                try:
+                    st = await client.status(m["api"], timeout=1.0)
+                except Exception as e:  # noqa: BLE001 - any failure just means "not yet"
+                    seen["leader"] = f"{m['name']}: {e}"
+                    continue
+                if st.role == "leader" or st.leader:
+                    return True
+                seen["leader"] = f"{m['name']} sees no leader (role {st.role}, term {st.term})"
+            return False
+
+        await wait_for("a Raft leader", leader, deadline, dog, lambda: seen["leader"])
+
+
+async def wait_nodes(layout: Layout, token: str, deadline: float, dog: Watchdog) -> None:
+    from orchestrator.client import ApiClient
+
+    want = {w["name"] for w in layout.workers}
+    ready: set[str] = set()
+    async with ApiClient([m["api"] for m in layout.masters], token, timeout=2.0) as client:
+
+        async def all_ready() -> bool:
+            try:
+                nodes, _ = await client.list("Node")
+            except Exception:  # noqa: BLE001
+                return False
+            ready.clear()
+            for n in nodes:
+                for c in (n.get("status") or {}).get("conditions") or []:
+                    if c.get("type") == "Ready" and c.get("status") == "True":
+                        ready.add(n["metadata"]["name"])
+            return want <= ready
+
+        await wait_for(
+            "nodes Ready", all_ready, deadline, dog, lambda: f"not Ready: {', '.join(sorted(want - ready))}"
+        )
+
+
+async def wait_lb(lb: dict[str, Any], deadline: float, dog: Watchdog) -> None:
+    last = {"s": ""}
+
+    async def serving() -> bool:
+        last["s"] = await _health(f"{lb['address']}:{lb['healthPort']}")
+        return last["s"] == "SERVING"
+
+    await wait_for("balancer health", serving, deadline, dog, lambda: last["s"])
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir).expanduser().resolve() if args.state_dir else default_state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    running = [r["name"] for r in read_pids(state)["processes"] if is_ours(r)]
+    if running:
+        raise LaunchError(
+            f"a cluster is already running in {state} ({', '.join(running)}); run 'skiff down' first"
+        )
+    if not available("orchestrator"):
+        raise LaunchError("the master is not available (python -m orchestrator has no __main__)")
+    if args.masters < 1:
+        raise LaunchError("--masters must be at least 1")
+    workers_ok = available("agents")
+    if args.workers and not workers_ok:
+        print("warning: agents/__main__.py is missing: starting no workers", file=sys.stderr)
+        args.workers = 0
+    lb_enabled = args.lb
+    if lb_enabled and not available("lb"):
+        print("warning: lb/__main__.py is missing: starting no load balancer", file=sys.stderr)
+        lb_enabled = False
+    tokens = load_tokens(state)
+    layout = plan(args, state, lb_enabled)
+    write_json(state / LAYOUT, {"masters": layout.masters, "workers": layout.workers, "lb": layout.lb})
+    logs = state / "logs"
+    logs.mkdir(exist_ok=True)
+    py = sys.executable
+    masters_csv = ",".join(m["api"] for m in layout.masters)
+    records: list[dict[str, Any]] = []
+    for m in layout.masters:
+        data = state / "masters" / m["name"]
+        data.mkdir(parents=True, exist_ok=True)
+        peers = ",".join(o["raft"] for o in layout.masters if o is not m)
+        argv = [py, "-m", "orchestrator", "--name", m["name"], "--api", m["api"], "--raft", m["raft"]]
+        if peers:
+            argv += ["--peers", peers]
+        argv += [
+            "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
+            "--node-grace", str(args.node_grace), "--pod-eviction-timeout", str(args.pod_eviction_timeout),
+            "--log-level", args.log_level,
+        ]  # fmt: skip
+        records.append({"name": m["name"], "role": "master", "argv": argv, "log": str(logs / f"{m['name']}.log"),
+                        "api": m["api"], "raft": m["raft"], "dataDir": str(data)})  # fmt: skip
+    for w in layout.workers:
+        wdir = state / "workers" / w["name"]
+        wdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            py, "-m", "agents", "--name", w["name"], "--address", w["address"], "--masters", masters_csv,
+            "--token-file", str(state / "node.token"), "--state-dir", str(wdir),
+            "--cpu", w["cpu"], "--memory", w["memory"], "--log-level", args.log_level,
+        ]  # fmt: skip
+        records.append({"name": w["name"], "role": "worker", "argv": argv, "log": str(logs / f"{w['name']}.log"),
+                        "address": w["address"], "stateDir": str(wdir)})  # fmt: skip
+    if layout.lb:
+        lb = layout.lb
+        argv = [
+            py, "-m", "lb", "--masters", masters_csv, "--token-file", str(state / "admin.token"),
+            "--address", lb["address"], "--http-port", str(lb["httpPort"]), "--workers", str(args.lb_workers),
+            "--metrics-port", str(lb["metricsPort"]), "--health-port", str(lb["healthPort"]),
+            "--log-level", args.log_level,
+        ]  # fmt: skip
+        records.append({"name": "lb", "role": "lb", "argv": argv, "log": str(logs / "lb.log"), **lb})
+
+    procs: dict[str, tuple[subprocess.Popen[bytes], dict[str, Any]]] = {}
+    pids = {"stateDir": str(state), "processes": records}
+
+    def start(role: str) -> None:
+        for rec in records:
+            if rec["role"] == role:
+                procs[rec["name"]] = (spawn(rec), rec)
+        write_json(state / PIDS, pids)
+
+    deadline = time.monotonic() + args.timeout
+    dog = Watchdog(procs)
+    try:
+        start("master")
+        asyncio.run(wait_masters(layout, tokens["admin"], deadline, dog))
+        start("worker")
+        start("lb")
+        if layout.workers:
+            asyncio.run(wait_nodes(layout, tokens["admin"], deadline, dog))
+        if layout.lb:
+            asyncio.run(wait_lb(layout.lb, deadline, dog))
+    except BaseException:
+        if not args.keep_on_failure:
+            stop_records([r for r in records if "pid" in r], timeout=5.0)
+            (state / PIDS).unlink(missing_ok=True)
+        raise
+
+    config = {"masters": [m["api"] for m in layout.masters], "token": tokens["admin"], "stateDir": str(state)}
+    if layout.lb:
+        config["lb"] = layout.lb
+    write_json(state / "config.json", config, 0o600)
+    target = Path(args.config).expanduser() if args.config else default_config_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_json(target, config, 0o600)
+    print(f"cluster is up: {len(layout.masters)} masters, {len(layout.workers)} workers, "
+          f"{'a' if layout.lb else 'no'} load balancer")  # fmt: skip
+    for rec in records:
+        where = rec.get("api") or rec.get("address", "")
+        print(f"  {rec['name']:<10} {rec['role']:<7} pid {rec['pid']:<8} {where}")
+    if layout.lb:
+        print(f"  ingress/http at http://{layout.lb['address']}:{layout.lb['httpPort']}")
+    print(f"config:  {target}")
+    print(f"logs:    {logs}/<name>.log")
+    print(f"data:    {state}/masters, {state}/workers")
+    print("stop it with: skiff down" + (f" --state-dir {state}" if args.state_dir else ""))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = resolve_state_dir(args)
+    pids = read_pids(state)
+    records = pids["processes"]
+    if not records and not (state / PIDS).exists():
+        print(f"no cluster recorded in {state}", file=sys.stderr)
+        return 0
+    order = {"lb": 0, "worker": 1, "master": 2}
+    records.sort(key=lambda r: order.get(r.get("role", ""), 3))
+    stopped = stop_records(records, timeout=args.timeout)
+    cleaned = 0
+    if available("agents"):
+        for r in records:
+            if r.get("role") == "worker" and r.get("stateDir") and Path(r["stateDir"]).exists():
+                try:
+                    subprocess.run(
+                        [sys.executable, "-m", "agents", "cleanup", "--state-dir", r["stateDir"]],
+                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
+                    )  # fmt: skip
+                    cleaned += 1
+                except subprocess.TimeoutExpired:
+                    print(f"warning: cleanup of {r['name']} timed out", file=sys.stderr)
+    (state / PIDS).unlink(missing_ok=True)
+    print(
+        f"stopped {len(stopped)} processes ({', '.join(stopped) or 'none running'}); cleaned {cleaned} workers"
+    )
+    return 0
+
+
+def _record(state: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    pids = read_pids(state)
+    for r in pids["processes"]:
+        if r["name"] == name:
+            return pids, r
+    known = ", ".join(r["name"] for r in pids["processes"]) or "none"
+    raise LaunchError(f'no process named "{name}" recorded in {state / PIDS} (known: {known})')
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    state = resolve_state_dir(args)
+    pids, rec = _record(state, args.name)
+    if is_ours(rec):
+        print(f"{rec['name']} is already running (pid {rec['pid']})")
+        return 0
+    spawn(rec)
+    write_json(state / PIDS, pids)
+    print(f"{rec['name']} started (pid {rec['pid']})")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    state = resolve_state_dir(args)
+    _, rec = _record(state, args.name)
+    if not stop_records([rec], timeout=args.timeout):
+        print(f"{rec['name']} is not running")
+        return 0
+    print(f"{rec['name']} stopped")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    state = resolve_state_dir(args)
+    _, rec = _record(state, args.name)
+    sig = (
+        int(args.signal)
+        if str(args.signal).isdigit()
+        else getattr(signal, "SIG" + str(args.signal).upper().removeprefix("SIG"))
+    )
+    if not signal_group(rec, sig):
+        print(f"{rec['name']} is not running")
+        return 0
+    print(f"{rec['name']} killed (signal {signal.Signals(sig).name} to process group {rec['pgid']})")
+    return 0
+
+
+def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except LaunchError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return 1
+
+    return run
+
+
+def add_commands(sub: Any, add_global: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register up/down/start/stop/kill on the `skiff` subparsers."""
+
+    def cmd(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_global(p)
+        p.set_defaults(launcher=_wrap(fn), handler=None, command_path=name)
+        p.add_argument("--state-dir", help="cluster state directory (default ~/.skiff/cluster)")
+        return p
+
+    p = cmd("up", "Start a local cluster (masters, workers, load balancer) on loopback addresses", cmd_up)
+    p.add_argument("--masters", type=int, default=3)
+    p.add_argument("--workers", type=int, default=5)
+    p.add_argument(
+        "--lb", action=argparse.BooleanOptionalAction, default=True, help="start the load balancer"
+    )
+    p.add_argument("--lb-workers", type=int, default=2)
+    p.add_argument(
+        "--http-port", type=int, default=8080, help="the balancer's HTTP (ingress) port; 0 = any free"
+    )
+    p.add_argument("--worker-cpu", default="2")
+    p.add_argument("--worker-memory", default="4Gi")
+    p.add_argument("--worker-sizes", help="CPU:MEMORY per worker, cycled, e.g. 4:8Gi,2:4Gi")
+    p.add_argument("--node-grace", default="3", help="seconds without heartbeats before a node is NotReady")
+    p.add_argument("--pod-eviction-timeout", default="2", help="seconds NotReady before its pods are evicted")
+    p.add_argument("--master-address-base", default="127.0.1", help="masters get BASE.1 .. BASE.N")
+    p.add_argument("--worker-address-base", default="127.0.2", help="workers get BASE.1 .. BASE.N")
+    p.add_argument("--lb-address", default="127.0.0.1")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the cluster to be ready")
+    p.add_argument("--keep-on-failure", action="store_true", help="leave processes running if startup fails")
+
+    p = cmd("down", "Stop the local cluster's recorded processes and their containers", cmd_down)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+
+    p = cmd("start", "Start one recorded process again (after stop or kill)", cmd_start)
+    p.add_argument("name", metavar="NAME")
+    p = cmd("stop", "Stop one recorded process (SIGTERM, then SIGKILL)", cmd_stop)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p = cmd("kill", "Send a signal (default KILL) to one recorded process group", cmd_kill)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--signal", default="KILL", dest="signal", help="KILL, STOP, CONT, TERM or a number")

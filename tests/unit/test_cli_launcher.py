@@ -1,0 +1,81 @@
+"""The launcher's pure parts: worker sizes, the address/port plan, tokens, process bookkeeping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import launcher as L
+
+
+def test_parse_sizes() -> None:
+    assert L.parse_sizes(None, "2", "4Gi", 2) == [("2", "4Gi"), ("2", "4Gi")]
+    assert L.parse_sizes("4:8Gi,2:4Gi", "2", "4Gi", 3) == [("4", "8Gi"), ("2", "4Gi"), ("4", "8Gi")]
+    with pytest.raises(L.LaunchError):
+        L.parse_sizes("4", "2", "4Gi", 1)
+
+
+def args(**kw: object) -> argparse.Namespace:
+    base = dict(masters=3, workers=2, master_address_base="127.0.31", worker_address_base="127.0.32",
+                lb_address="127.0.33.1", http_port=0, worker_sizes=None, worker_cpu="2", worker_memory="4Gi")  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_plan_addresses_and_reuse(tmp_path: Path) -> None:
+    layout = L.plan(args(), tmp_path, lb_enabled=True)
+    assert [m["address"] for m in layout.masters] == ["127.0.31.1", "127.0.31.2", "127.0.31.3"]
+    assert [w["address"] for w in layout.workers] == ["127.0.32.1", "127.0.32.2"]
+    assert layout.lb and layout.lb["address"] == "127.0.33.1" and layout.lb["httpPort"] > 0
+    (tmp_path / L.LAYOUT).write_text(json.dumps({"masters": layout.masters}))
+    again = L.plan(args(), tmp_path, lb_enabled=False)
+    assert again.masters == layout.masters and again.lb is None
+
+
+def test_tokens_are_private_and_reused(tmp_path: Path) -> None:
+    first = L.load_tokens(tmp_path)
+    assert set(first) == {"admin", "node", "viewer"}
+    for name in ("tokens.json", "admin.token", "node.token", "viewer.token"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+    assert L.load_tokens(tmp_path) == first
+    assert json.loads((tmp_path / "tokens.json").read_text())[first["viewer"]] == "viewer"
+
+
+def test_spawn_stop_and_identity(tmp_path: Path) -> None:
+    rec = {
+        "name": "sleeper",
+        "role": "worker",
+        "argv": [sys.executable, "-c", "import time; time.sleep(60)"],
+        "log": str(tmp_path / "s.log"),
+    }
+    proc = L.spawn(rec)
+    try:
+        assert rec["pgid"] == proc.pid == os.getpgid(proc.pid)
+        assert L.is_ours(rec)
+        assert not L.is_ours({**rec, "argv": [sys.executable, "-c", "other"]})
+        assert L.stop_records([rec], timeout=5) == ["sleeper"]
+        proc.wait(timeout=5)
+        assert not L.is_ours(rec)
+        assert L.stop_records([rec], timeout=1) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def test_down_with_nothing_recorded(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "down", "--state-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 0 and "no cluster recorded" in out.stderr
+
+
+def test_stop_unknown_name(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "stop", "m9", "--state-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and 'no process named "m9"' in out.stderr
