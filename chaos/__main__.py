@@ -47,7 +47,11 @@ class Cluster:
 
     def skiff(self, *argv: str, check: bool = True, timeout: float = 120) -> str:
         proc = subprocess.run(
-            [SKIFF, "--config", str(self.config), *argv], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+            [SKIFF, "--config", str(self.config), *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise RuntimeError(f"skiff {' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -66,7 +70,9 @@ class Cluster:
     def down(self) -> None:
         self.heal_partitions()
         subprocess.run(
-            [SKIFF, "down", "--state-dir", str(self.state), "--config", str(self.config)], cwd=ROOT, timeout=120
+            [SKIFF, "down", "--state-dir", str(self.state), "--config", str(self.config)],
+            cwd=ROOT,
+            timeout=120,
         )
 
     @property
@@ -98,20 +104,12 @@ class Cluster:
                     continue
                 if (run.parent / "exit.json").exists():
                     with contextlib.suppress(OSError, ValueError):
-                        if json.loads((run.parent / "exit.json").read_text()).get("instance") == info.get("instance"):
+                        if json.loads((run.parent / "exit.json").read_text()).get("instance") == info.get(
+                            "instance"
+                        ):
                             continue
                 out.append((rec["name"], run.parent.parent.name, info))
         return out
-
-    def kill_containers_of(self, worker: str) -> int:
-        n = 0
-        for w, _, info in self.running_containers():
-            if w == worker:
-                for pg in {info.get("pgid"), info.get("shimPid")}:
-                    with contextlib.suppress(OSError, TypeError):
-                        os.killpg(int(pg), signal.SIGKILL)
-                n += 1
-        return n
 
     # ------------------------------------------------------------ partitions
 
@@ -122,7 +120,10 @@ class Cluster:
         rules = []
         for j, other in enumerate(hosts):
             if j != master:
-                rules += [["-s", hosts[master], "-d", other, "-j", "DROP"], ["-s", other, "-d", hosts[master], "-j", "DROP"]]
+                rules += [
+                    ["-s", hosts[master], "-d", other, "-j", "DROP"],
+                    ["-s", other, "-d", hosts[master], "-j", "DROP"],
+                ]
         for r in rules:
             subprocess.run(["iptables", "-I", "INPUT", *r], check=True)
         self.partitions.append(rules)
@@ -137,7 +138,9 @@ class Cluster:
         out = []
         for rec in self.records("lb"):
             with contextlib.suppress(OSError):
-                out += [int(p) for p in Path(f"/proc/{rec['pid']}/task/{rec['pid']}/children").read_text().split()]
+                out += [
+                    int(p) for p in Path(f"/proc/{rec['pid']}/task/{rec['pid']}/children").read_text().split()
+                ]
         return out
 
 
@@ -185,7 +188,12 @@ class Run:
         while not self.stop.is_set():
             name = f"chaos-{worker}-{n}"
             value = uuid.uuid4().hex
-            obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"value": value}}
+            obj = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name},
+                "data": {"value": value},
+            }
             t = time.time()
             try:
                 await client.create(obj)
@@ -212,7 +220,9 @@ class Run:
             except Exception as e:  # a fault that could not be injected is reported, not fatal
                 entry["error"] = str(e)
             self.injected.append(entry)
-            print(f"  t={f.at:6.1f}s {f.kind:17} {entry.get('target', '')} {entry.get('error', '')}", flush=True)
+            print(
+                f"  t={f.at:6.1f}s {f.kind:17} {entry.get('target', '')} {entry.get('error', '')}", flush=True
+            )
 
     async def _apply(self, f: Fault, masters: list, workers: list, entry: dict[str, Any]) -> None:
         c = self.cluster
@@ -237,9 +247,8 @@ class Run:
             entry["target"] = f"lb worker pid {pids[f.target % len(pids)]}"
             return
         if f.kind.startswith("kill-"):
-            await asyncio.to_thread(c.skiff, "kill", name, "--state-dir", str(c.state))
-            if f.kind == "kill-worker":
-                entry["containers"] = c.kill_containers_of(name)
+            extra = ["--with-containers"] if f.kind == "kill-worker" else []
+            await asyncio.to_thread(c.skiff, "kill", name, *extra, "--state-dir", str(c.state))
             await asyncio.sleep(f.hold)
             await asyncio.to_thread(c.skiff, "start", name, "--state-dir", str(c.state))
         elif f.kind.startswith("pause-"):
@@ -285,14 +294,17 @@ class Run:
 
 def _node_ready(node: dict[str, Any]) -> bool:
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions") or []
     )
 
 
 async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     client = cluster.client()
     print(f"$ skiff run web --image=demo --port=5005 --replicas={args.replicas}", flush=True)
-    cluster.skiff("run", "web", "--image=jweissig/alpine-k8s-pod-lb-demo", "--port=5005", f"--replicas={args.replicas}")
+    cluster.skiff(
+        "run", "web", "--image=jweissig/alpine-k8s-pod-lb-demo", "--port=5005", f"--replicas={args.replicas}"
+    )
     cluster.skiff("expose", "deployment", "web", "--target-port=5005", "--type=NodePort")
     r = Run(cluster, args)
     deadline = time.monotonic() + 60
@@ -304,7 +316,10 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     port = svc["spec"]["ports"][0]["nodePort"]
     address = cluster.conf["lb"]["address"]
     faults = schedule(args.seed, args.duration, 3, args.workers)
-    print(f"chaos: seed={args.seed} duration={args.duration}s faults={len(faults)} via {address}:{port}", flush=True)
+    print(
+        f"chaos: seed={args.seed} duration={args.duration}s faults={len(faults)} via {address}:{port}",
+        flush=True,
+    )
     writers = [cluster.client() for _ in range(2)]
     start = time.monotonic()
     async with asyncio.TaskGroup() as tg:
@@ -325,9 +340,14 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     if args.sabotage == "delete-acked-write":
         victim = next(w for w in r.writes if w.outcome == "ok")
         await client.delete("ConfigMap", "default", victim.name)
-        print(f"chaos: SABOTAGE: deleted the acknowledged write {victim.name} to show the check fails", flush=True)
+        print(
+            f"chaos: SABOTAGE: deleted the acknowledged write {victim.name} to show the check fails",
+            flush=True,
+        )
     items, _ = await client.list("ConfigMap")
-    stored = {o["metadata"]["name"]: o["data"]["value"] for o in items if o["metadata"]["name"].startswith("chaos-")}
+    stored = {
+        o["metadata"]["name"]: o["data"]["value"] for o in items if o["metadata"]["name"].startswith("chaos-")
+    }
     lost = checks.lost_writes(r.writes, stored)
     dup = checks.duplicated_writes(r.writes, stored)
     total_http = r.http_ok + r.http_failed

@@ -33,7 +33,8 @@ def duplicated_writes(records: list[WriteRecord], stored: dict[str, str]) -> lis
 
 def ready(pod: Obj) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
     )
 
 
@@ -51,7 +52,9 @@ def replica_problems(deployments: list[Obj], pods: list[Obj]) -> list[str]:
         ]
         n_ready = sum(ready(p) for p in mine)
         if len(mine) != want or n_ready != want:
-            problems.append(f"deployment {d['metadata']['name']}: {len(mine)} pods, {n_ready} ready, want {want}")
+            problems.append(
+                f"deployment {d['metadata']['name']}: {len(mine)} pods, {n_ready} ready, want {want}"
+            )
     return problems
 
 
@@ -69,5 +72,7 @@ def double_running(running: list[tuple[str, str]], pods: list[Obj]) -> list[str]
         elif uid not in known:
             problems.append(f"container of deleted pod {uid} still runs on {next(iter(workers))}")
         elif known[uid]["spec"].get("nodeName") not in workers:
-            problems.append(f"pod {uid} runs on {next(iter(workers))}, bound to {known[uid]['spec'].get('nodeName')}")
+            problems.append(
+                f"pod {uid} runs on {next(iter(workers))}, bound to {known[uid]['spec'].get('nodeName')}"
+            )
     return problems

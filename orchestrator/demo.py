@@ -132,7 +132,9 @@ def main() -> None:
         print(f"  request {i + 1:2}: HTTP {status} from {host}")
     story.run("get", "pods", "-o", "wide")
     listed = {p["metadata"]["name"] for p in story.ready_pods("demo")}
-    print(f"  {len(set(names))} distinct pods answered; all listed by `skiff get pods`: {set(names) <= listed}")
+    print(
+        f"  {len(set(names))} distinct pods answered; all listed by `skiff get pods`: {set(names) <= listed}"
+    )
 
     story.say("Chaos: kill one container with kill -9; the agent restarts it")
     victim = story.ready_pods("demo")[0]
@@ -144,7 +146,9 @@ def main() -> None:
             "the container's restart",
             lambda: any(
                 cs.get("restartCount", 0) > 0
-                for cs in story.json("get", "pod", victim["metadata"]["name"])["status"].get("containerStatuses", [])
+                for cs in story.json("get", "pod", victim["metadata"]["name"])["status"].get(
+                    "containerStatuses", []
+                )
             ),
         )
         story.run("get", "pod", victim["metadata"]["name"])
@@ -160,7 +164,9 @@ def main() -> None:
     story.say(f"Bring {node} back")
     story.run("start", node)
     print(f"\nThe demo took {time.monotonic() - started:.0f} s. The cluster is still running:")
-    print(f"  skiff get pods -o wide          # what runs where (config: {story.env.get('SKIFF_CONFIG', '~/.skiff/config.json')})")
+    print(
+        f"  skiff get pods -o wide          # what runs where (config: {story.env.get('SKIFF_CONFIG', '~/.skiff/config.json')})"
+    )
     print(f"  curl http://{address}:{port}/    # through the load balancer")
     print("  make down                       # stop every process the cluster started")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -591,7 +592,30 @@ def cmd_kill(args: argparse.Namespace) -> int:
         print(f"{rec['name']} is not running")
         return 0
     print(f"{rec['name']} killed (signal {signal.Signals(sig).name} to process group {rec['pgid']})")
+    if getattr(args, "with_containers", False):
+        if rec.get("role") != "worker":
+            raise LaunchError(f"{rec['name']} is not a worker: --with-containers needs one")
+        groups = container_groups(Path(rec["stateDir"]))
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        print(f"{rec['name']}: signal {signal.Signals(sig).name} to {len(groups)} container process groups")
     return 0
+
+
+def container_groups(worker_dir: Path) -> list[int]:
+    """Process groups of the worker's live containers and their shims (from the agent's run.json files)."""
+    groups: set[int] = set()
+    for run in worker_dir.glob("pods/*/*/run.json"):
+        try:
+            info = json.loads(run.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("pgid", "shimPid"):
+            pgid = info.get(key)
+            if isinstance(pgid, int) and group_alive(pgid):
+                groups.add(pgid)
+    return sorted(groups)
 
 
 def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -648,3 +672,8 @@ def add_commands(sub: Any, add_global: Callable[[argparse.ArgumentParser], None]
     p = cmd("kill", "Send a signal (default KILL) to one recorded process group", cmd_kill)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--signal", default="KILL", dest="signal", help="KILL, STOP, CONT, TERM or a number")
+    p.add_argument(
+        "--with-containers",
+        action="store_true",
+        help="a worker: signal its containers' process groups too (a whole machine failing)",
+    )
