@@ -847,6 +847,19 @@ class ContainerRuntime:
 def stop_state_dir(state_dir: Path, grace: float = 10.0) -> int:
     """Stop every container recorded under `state_dir` (no runtime needed); returns how many were running."""
     groups: list[tuple[int, int]] = []
+    # A shim started just now may not have written run.json for its instance yet (it does so once the
+    # container runs): wait for it, or the container would escape the scan below.
+    deadline = time.monotonic() + 3.0
+    for rec_file in Path(state_dir).glob("pods/*/*/record.json"):
+        rec = read_json(rec_file) or {}
+        shim = rec.get("shimPid")
+        if not shim or not is_our_shim(int(shim), rec_file.parent):
+            continue
+        while time.monotonic() < deadline and process_alive(int(shim)):
+            run = read_json(rec_file.parent / "run.json") or {}
+            if run.get("instance") == rec.get("instance"):
+                break
+            time.sleep(0.02)
     for run_file in Path(state_dir).glob("pods/*/*/run.json"):
         cdir = run_file.parent
         run = read_json(run_file)
