@@ -95,6 +95,7 @@ class _Replica(SyncObjConsumer):
 
 
 MAX_BATCH = 256
+MAX_IN_FLIGHT = 8
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 
 
@@ -117,6 +118,7 @@ class Store:
         self._changed = asyncio.Event()
         self._subscribers: list[Handler] = []
         self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._in_flight = 0
         self._dispatched = 0
         self._replica = _Replica(self._on_applied)
         conf = SyncObjConf(
@@ -204,7 +206,7 @@ class Store:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((cmd, fut))
-        if len(self._pending) == 1:
+        if self._in_flight < MAX_IN_FLIGHT and len(self._pending) == 1:
             loop.call_soon(self._flush, loop)
         elif len(self._pending) >= MAX_BATCH:
             self._flush(loop)
@@ -217,16 +219,28 @@ class Store:
         raise errors.BY_CODE.get(result[1], errors.SkiffError)(result[2])
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._pending = self._pending, []
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         if not batch:
             return
         futures = [f for _, f in batch]
         cmd = batch[0][0] if len(batch) == 1 else {"op": "batch", "cmds": [c for c, _ in batch]}
+        self._in_flight += 1
 
         def done(result: Any, error: int) -> None:
-            loop.call_soon_threadsafe(_resolve, futures, result, error)
+            loop.call_soon_threadsafe(self._entry_done, loop, futures, result, error)
 
         self._replica.apply_command(cmd, callback=done)
+
+    def _entry_done(self, loop: asyncio.AbstractEventLoop, futures: list, result: Any, error: int) -> None:
+        """An entry committed (or failed): resolve its proposals and send what queued meanwhile.
+
+        At most MAX_IN_FLIGHT entries are outstanding; proposals made while they are form the next
+        batch. Idle, a proposal goes out at once; loaded, batches grow with the load.
+        """
+        self._in_flight -= 1
+        _resolve(futures, result, error)
+        if self._pending:
+            self._flush(loop)
 
     # ------------------------------------------------------------ reads
 
