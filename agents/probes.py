@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,27 +139,36 @@ async def http_check(spec: ProbeSpec, host: str, port: int) -> bool:
 
 
 async def exec_check(spec: ProbeSpec, env: Mapping[str, str], cwd: str | None) -> bool:
+    """Run the probe's command; success is exit code 0 within the timeout.
+
+    The command runs through subprocess in a worker thread, not the loop's own process spawning:
+    CPython spawns with vfork+exec, which is safe in a process with live gRPC threads, and its wait
+    cannot be confused by another child's exit (seen: uvloop spawns reported a passing probe as failed).
+    """
     if not spec.command:
         return False
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *spec.command,
-            env=dict(env),
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
-        return False
-    try:
-        return await asyncio.wait_for(proc.wait(), spec.timeout) == 0
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        return False
+
+    def run() -> bool:
+        try:
+            done = subprocess.run(
+                list(spec.command),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                timeout=spec.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        except OSError as e:
+            log.info("exec probe %s could not run: %s", spec.command[0], e)
+            return False
+        return done.returncode == 0
+
+    return await asyncio.to_thread(run)
 
 
 async def run_probe(
