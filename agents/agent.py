@@ -345,6 +345,28 @@ class NodeSession:
                 )
                 if self.runner is not None:
                     self.runner.set_assignment(pods)
+                    self._resync_statuses(pods)
+
+    def _resync_statuses(self, pods: list[Obj]) -> None:
+        """Re-send our status of a pod whose stored status another writer changed.
+
+        The node lifecycle controller marks the pods of a silent node not Ready; when the node is back,
+        the stored status must return to what this agent observes, though nothing changed here.
+        """
+        statuses = getattr(self.runner, "statuses", None)
+        if statuses is None:
+            return
+        stored = {
+            (p["metadata"].get("namespace", ""), p["metadata"]["name"], p["metadata"].get("uid", "")): p.get(
+                "status"
+            )
+            for p in pods
+        }
+        for ref, status in statuses():
+            if ref in stored and status != stored[ref] and ref not in self.queue.pending:
+                log.info("status of pod=%s/%s differs from the stored one; sending it again", ref[0], ref[1])
+                self.queue.put(ref, status, False)
+                self._changed.set()
 
     async def _write(self, call: Any, last_heard: list[float]) -> None:
         seq = 0

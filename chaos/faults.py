@@ -36,7 +36,7 @@ class Fault:
 
 
 def schedule(
-    seed: int, duration: float, masters: int, workers: int, *, mean_gap: float = 6.0, settle: float = 5.0
+    seed: int, duration: float, masters: int, workers: int, *, mean_gap: float = 4.0, settle: float = 5.0
 ) -> list[Fault]:
     """Faults for a run of `duration` seconds; all are healed `settle` seconds before its end."""
     rng = random.Random(seed)

@@ -139,17 +139,23 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=error)))
 
     async def _send_assignments(self, name: str, dirty: asyncio.Event, out: asyncio.Queue) -> None:
-        last: tuple = ()
+        last: tuple | None = None  # the first assignment is always sent, even when empty
         while self._dirty.get(name) is dirty:
             await dirty.wait()
             dirty.clear()
             await asyncio.sleep(ASSIGNMENT_COALESCE)  # coalesce a burst of bindings into one message
             pods, rev = self.store.pods_on_node(name)
-            # The agent acts on spec and deletion, not on the status it reported itself.
+            # The agent acts on spec and deletion, not on the status it reported itself; readiness is
+            # included so that the agent sees (and corrects) another writer marking its pods not Ready.
             versions = tuple(
                 sorted(
-                    (m["uid"], m.get("generation", 0), m.get("deletionTimestamp", ""))
-                    for m in (p["metadata"] for p in pods)
+                    (
+                        p["metadata"]["uid"],
+                        p["metadata"].get("generation", 0),
+                        p["metadata"].get("deletionTimestamp", ""),
+                        _ready(p),
+                    )
+                    for p in pods
                 )
             )
             if versions == last:
@@ -167,6 +173,13 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
     async def _write(self, context: Any, out: asyncio.Queue) -> None:
         while True:
             await context.write(await out.get())
+
+
+def _ready(pod: Obj) -> str:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status", "")
+    return ""
 
 
 class _StreamEnded(Exception):

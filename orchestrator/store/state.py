@@ -432,7 +432,8 @@ def _heartbeat(state: State, cmd: dict[str, Any]) -> Result:
     if node is None:
         return not_found("Node", name)
     now = cmd["now"]
-    state.heartbeats[name] = now
+    # A heartbeat held by a partitioned master can commit after newer ones: time never goes back.
+    state.heartbeats[name] = max(now, state.heartbeats.get(name, 0.0))
     status = cmd.get("node_status")
     conditions = (node.get("status") or {}).get("conditions") or []
     ready = next((c for c in conditions if c.get("type") == "Ready"), {})
