@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# The generated package must exist before the editable install, or it is not importable.
+	mkdir -p skiffpb && touch skiffpb/__init__.py
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
