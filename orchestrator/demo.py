@@ -96,7 +96,19 @@ def main() -> None:
 
     if not args.keep:
         story.say("Bring up 3 masters, 5 workers and the load balancer, each its own process")
-        up = ["up", "--masters", "3", "--workers", "5", "--http-port", str(args.http_port)]
+        # One balancer process: its round-robin is then exact, so ten requests reach ten pods. (With
+        # several, the kernel spreads connections over processes that each keep their own rotation.)
+        up = [
+            "up",
+            "--masters",
+            "3",
+            "--workers",
+            "5",
+            "--lb-workers",
+            "1",
+            "--http-port",
+            str(args.http_port),
+        ]
         if args.state_dir:
             up += ["--state-dir", args.state_dir]
         if args.config:
