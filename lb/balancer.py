@@ -8,11 +8,14 @@ Policies: round-robin (default), least-connections (fewest active connections, t
 order), power-of-two-choices (two random candidates, the less loaded wins). Any of them can be combined
 with ClientIP session affinity (Service `sessionAffinity: ClientIP`): a client address sticks to the
 endpoint it got while that endpoint stays usable and the session is younger than the timeout since its
-last use. Ejected (recent connect failure) and draining endpoints are never picked.
+last use. A new session's endpoint is chosen by rendezvous hashing of the client address, not by the
+policy, so that every worker process (each with its own Picker and no shared state) sends one client to
+the same endpoint. Ejected (recent connect failure) and draining endpoints are never picked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +77,22 @@ class Ejections:
         return sorted(k for k, t in self._until.items() if t > now)
 
 
+def _by_client_hash(
+    endpoints: Sequence[Endpoint], client_ip: str, excluded: Callable[[str], bool]
+) -> Endpoint | None:
+    """The usable endpoint with the highest hash of (client, endpoint): the same in every process
+    (hashlib, not the per-process salted hash()), and only the clients of a departed endpoint move."""
+    best: Endpoint | None = None
+    best_score = b""
+    for ep in endpoints:
+        if excluded(ep.key):
+            continue
+        score = hashlib.blake2b(f"{client_ip}|{ep.key}".encode(), digest_size=8).digest()
+        if best is None or score > best_score:
+            best, best_score = ep, score
+    return best
+
+
 def _never(_key: str) -> bool:
     return False
 
@@ -121,16 +140,17 @@ class Picker:
             return None
         if self.affinity_timeout is not None and client_ip:
             ep = self._sticky(endpoints, client_ip, now, excluded)
-            if ep is not None:
-                return ep
+            if ep is None:
+                ep = _by_client_hash(endpoints, client_ip, excluded)
+                if ep is not None:
+                    self._remember(client_ip, ep.key, now)
+            return ep
         if self.policy == ROUND_ROBIN:
             ep = self._round_robin(endpoints, n, excluded)
         elif self.policy == LEAST_CONN:
             ep = self._least_conn(endpoints, n, active, excluded)
         else:
             ep = self._p2c(endpoints, active, excluded)
-        if ep is not None and self.affinity_timeout is not None and client_ip:
-            self._remember(client_ip, ep.key, now)
         return ep
 
     # ------------------------------------------------------------ policies

@@ -12,6 +12,7 @@ and free ports, so tests never collide with a developer's cluster (127.0.1/127.0
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -19,12 +20,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator.cli.launcher import group_alive, is_ours
 from orchestrator.client import ApiClient
+from orchestrator.errors import SkiffError
 
 REPO = Path(__file__).resolve().parents[2]
 _slots = itertools.count()
@@ -211,3 +213,21 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
             time.sleep(interval)
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[Any]], what: str, timeout: float, interval: float = 0.05
+) -> Any:
+    """Await `probe()` until it returns something truthy (returned); fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+            if last:
+                return last
+        except (SkiffError, OSError) as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)

@@ -29,7 +29,7 @@ import pytest
 from orchestrator import errors, model
 from orchestrator.cli.launcher import alive
 from orchestrator.client import ApiClient
-from tests.integration.cluster import REPO, Cluster
+from tests.integration.cluster import REPO, Cluster, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -96,22 +96,6 @@ async def skiff(c: Cluster, *args: str, check: bool = True, timeout: float = 60.
     if check and proc.returncode != 0:
         raise AssertionError(f"skiff {' '.join(args)} failed ({proc.returncode}):\n{text}")
     return proc.returncode or 0, text
-
-
-async def wait_until(probe: Callable[[], Any], what: str, timeout: float, interval: float = 0.05) -> Any:
-    """Await `probe()` until it returns something truthy (returned); fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await probe()
-            if last:
-                return last
-        except errors.SkiffError as e:
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(interval)
 
 
 def live(pods: dict[str, Obj]) -> list[Obj]:

@@ -118,6 +118,27 @@ def test_affinity_drops_session_when_endpoint_leaves() -> None:
     assert picker.pick(rest, now=1.0, client_ip="c") in rest
 
 
+def test_affinity_agrees_across_pickers() -> None:
+    # Each lb worker process has its own Picker: a client's first connection to any of them must land
+    # on the same endpoint, whatever each one picked before.
+    eps = tuple(Endpoint(f"127.0.50.{i}", 8000 + i) for i in range(1, 11))
+    a, b = Picker(ROUND_ROBIN, affinity_timeout=60.0), Picker(ROUND_ROBIN, affinity_timeout=60.0)
+    b.pick(eps, now=0.0)
+    b.pick(eps, now=0.0, client_ip="warm-up")
+    clients = [f"10.0.{i // 250}.{i % 250}" for i in range(200)]
+    got_a = [a.pick(eps, now=1.0, client_ip=c) for c in clients]
+    got_b = [b.pick(eps, now=1.0, client_ip=c) for c in reversed(clients)][::-1]
+    assert got_a == got_b
+    assert len(set(got_a)) == len(eps)  # and clients spread over every endpoint
+    # Without its endpoint, a client moves; the others keep theirs.
+    first = got_a[0]
+    assert first is not None
+    rest = tuple(e for e in eps if e != first)
+    c = Picker(ROUND_ROBIN, affinity_timeout=60.0)
+    moved = [c.pick(rest, now=2.0, client_ip=ip) for ip in clients]
+    assert all(m == g for m, g in zip(moved, got_a, strict=True) if g != first)
+
+
 def test_ejections_expire_and_clear() -> None:
     ej = Ejections(5.0)
     ej.eject("a", now=10.0)
