@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_chaos_90_seconds(tmp_path: Path) -> None:
+    """SKIFF_CHAOS_SABOTAGE=delete-acked-write breaks the run on purpose, to see this test fail."""
     report_file = tmp_path / "chaos.json"
+    sabotage = os.environ.get("SKIFF_CHAOS_SABOTAGE")
     proc = subprocess.run(
         [sys.executable, "-m", "chaos", "--duration", "90", "--seed", "7", "--state-dir", str(tmp_path / "state"),
-         "--json", str(report_file)],
+         "--json", str(report_file), *(["--sabotage", sabotage] if sabotage else [])],
         cwd=ROOT, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     print(proc.stdout[-6000:], proc.stderr[-3000:])
