@@ -89,6 +89,7 @@ class ApiClient:
         self.call_timeout = call_timeout
         self._current = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[int, tuple[grpc.aio.Channel, api_grpc.ApiStub]] = {}
         self._metadata = (("authorization", f"Bearer {token}"),)
 
     # ------------------------------------------------------------ channels
@@ -105,7 +106,12 @@ class ApiClient:
         return ch
 
     def stub(self, address: str | None = None) -> api_grpc.ApiStub:
-        return api_grpc.ApiStub(self.channel(address or self.current_master))
+        """The stub of a master's channel, made once (a stub builds a callable per method)."""
+        channel = self.channel(address or self.current_master)
+        made = self._stubs.get(id(channel))
+        if made is None or made[0] is not channel:
+            made = self._stubs[id(channel)] = (channel, api_grpc.ApiStub(channel))
+        return made[1]
 
     def _fail_over(self, address: str) -> None:
         if self.current_master == address:
@@ -113,6 +119,7 @@ class ApiClient:
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
+        self._stubs = {}
         for ch in channels.values():
             await ch.close(grace=None)
 
