@@ -163,6 +163,23 @@ class Writer:
             }
         )
 
+    async def bind(self, namespace: str, name: str, node: str, rid: str = "") -> Obj:
+        """Kubernetes' pods/binding: set a pod's spec.nodeName. The pod was valid and only the node name
+        is new, so only that is checked (not the whole pod, as a patch would be)."""
+        if not model.valid_name(node):
+            raise errors.Invalid(f"spec.nodeName: {node!r} is not a valid node name")
+        return await self._propose(
+            {
+                "op": "patch",
+                "kind": "Pod",
+                "namespace": namespace,
+                "name": name,
+                "patch": {"spec": {"nodeName": node}},
+                "now": time.time(),
+                "rid": rid,
+            }
+        )
+
     async def delete(
         self,
         kind: str,

@@ -77,6 +77,9 @@ class LocalCluster:
     async def patch(self, kind: str, namespace: str, name: str, patch: Obj, *, status: bool = False) -> Obj:
         return await self._retry(lambda rid: self.writer.patch(kind, namespace, name, patch, status, rid))
 
+    async def bind(self, namespace: str, name: str, node: str) -> Obj:
+        return await self._retry(lambda rid: self.writer.bind(namespace, name, node, rid))
+
     async def delete(
         self, kind: str, namespace: str, name: str, *, force: bool = False, grace_seconds: int | None = None
     ) -> None:

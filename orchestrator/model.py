@@ -91,6 +91,11 @@ DEFAULT_NAMESPACE = "default"
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
+def valid_name(name: str) -> bool:
+    """A DNS subdomain name, as Kubernetes requires of object names."""
+    return 0 < len(name) <= 253 and bool(_NAME_RE.match(name))
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split("Available Fields")[0].split()).rstrip(".")
 
@@ -125,7 +130,7 @@ def validate(obj: Mapping[str, Any]) -> Obj:
     name = meta.get("name", "")
     if not name and not meta.get("generateName"):
         raise ValidationError("metadata.name: required value")
-    if name and (len(name) > 253 or not _NAME_RE.match(name)):
+    if name and not valid_name(name):
         raise ValidationError(
             f'metadata.name: invalid value "{name}": must be lower case alphanumerics, "-" or "."'
         )

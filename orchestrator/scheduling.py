@@ -8,6 +8,7 @@ pod and every placement sees the ones before it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +53,12 @@ class NodeInfo:
     used_memory: int = 0
     pods: int = 0
     owners: Counter[str] = field(default_factory=Counter)
+    name: str = field(init=False)
+    order: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = model.name_of(self.node)
+        self.order = _desc(self.name)
 
     @classmethod
     def of(cls, node: Obj) -> NodeInfo:
@@ -63,10 +70,6 @@ class NodeInfo:
             _quantity(alloc, "memory", model.parse_bytes),
             DEFAULT_MAX_PODS if max_pods is None else max_pods,
         )
-
-    @property
-    def name(self) -> str:
-        return model.name_of(self.node)
 
     def add(self, pod: Obj) -> None:
         cpu, memory = model.pod_requests(pod)
@@ -230,20 +233,22 @@ def owner_spread(pod: PodFacts, info: NodeInfo, ctx: ScoreContext) -> float:
 
 # ---------------------------------------------------------------- the pipeline
 # Filters run cheapest and most decisive first; a node reports only the first filter that rejects it
-# (as Kubernetes does), so "not ready" hides "insufficient memory" on a dead node. Spread weighs twice
-# least-allocated so replicas of one owner land evenly on equal nodes before balancing by usage.
-FILTERS: tuple[Filter, ...] = (
-    fits_ready,
-    fits_schedulable,
-    fits_selector,
-    fits_taints,
-    fits_pod_count,
-    fits_resources,
-)
+# (as Kubernetes does), so "not ready" hides "insufficient memory" on a dead node. The static filters
+# look only at the node and at the pod's selector and tolerations, so their verdict is shared by every
+# pod of the same shape (the replicas of one template) within a batch; the dynamic ones look at usage,
+# which each placement changes. Spread weighs twice least-allocated so replicas of one owner land
+# evenly on equal nodes before balancing by usage.
+STATIC_FILTERS: tuple[Filter, ...] = (fits_ready, fits_schedulable, fits_selector, fits_taints)
+DYNAMIC_FILTERS: tuple[Filter, ...] = (fits_pod_count, fits_resources)
+FILTERS: tuple[Filter, ...] = STATIC_FILTERS + DYNAMIC_FILTERS
 SCORERS: tuple[tuple[Scorer, float], ...] = (
     (least_allocated, 1.0),
     (owner_spread, 2.0),
 )
+
+# Per batch of placements over one set of NodeInfos: pod shape -> (nodes passing the static filters,
+# how many nodes each static reason rejected).
+StaticCache = dict[str, tuple[list[NodeInfo], Counter[str]]]
 
 
 @dataclass(frozen=True)
@@ -262,24 +267,47 @@ class Choice:
         return f"0/{self.total_nodes} nodes are available: {parts}."
 
 
-def choose(pod: Obj, infos: Mapping[str, NodeInfo]) -> Choice:
-    """Pick a node for `pod` among `infos` (unchanged; the caller `add`s the pod to the chosen one)."""
-    facts = PodFacts.of(pod)
-    reasons: Counter[str] = Counter()
-    feasible: list[NodeInfo] = []
-    for info in infos.values():
-        for f in FILTERS:
+def _run_filters(
+    filters: tuple[Filter, ...], facts: PodFacts, infos: Iterable[NodeInfo], reasons: Counter[str]
+) -> list[NodeInfo]:
+    passed = []
+    for info in infos:
+        for f in filters:
             rejected = f(facts, info)
             if rejected:
                 reasons.update(rejected)
                 break
         else:
-            feasible.append(info)
+            passed.append(info)
+    return passed
+
+
+def _shape(facts: PodFacts) -> str:
+    return json.dumps([facts.spec.get("nodeSelector"), facts.spec.get("tolerations")], sort_keys=True)
+
+
+def choose(pod: Obj, infos: Mapping[str, NodeInfo], cache: StaticCache | None = None) -> Choice:
+    """Pick a node for `pod` among `infos` (unchanged; the caller `add`s the pod to the chosen one).
+
+    `cache` keeps the static filters' verdicts between calls over the same `infos`; pass a new dict
+    whenever the nodes themselves may have changed.
+    """
+    facts = PodFacts.of(pod)
+    shape = _shape(facts)
+    static = cache.get(shape) if cache is not None else None
+    if static is None:
+        static_reasons: Counter[str] = Counter()
+        static = (_run_filters(STATIC_FILTERS, facts, infos.values(), static_reasons), static_reasons)
+        if cache is not None:
+            cache[shape] = static
+    candidates, static_reasons = static
+    reasons = Counter(static_reasons)
+    feasible = _run_filters(DYNAMIC_FILTERS, facts, candidates, reasons)
     if not feasible:
         return Choice(None, reasons, len(infos))
     owner = facts.owner
     ctx = ScoreContext(max_owner_count=max((i.owners[owner] for i in feasible), default=0) if owner else 0)
-    best = max(feasible, key=lambda i: (sum(w * s(facts, i, ctx) for s, w in SCORERS), _desc(i.name)))
+    best = max(feasible, key=lambda i: (sum(w * s(facts, i, ctx) for s, w in SCORERS), i.order))
     return Choice(best.name, reasons, len(infos))
 
 
@@ -296,9 +324,10 @@ def select_node(pod: Obj, nodes: Iterable[Obj], pods_by_node: Mapping[str, Itera
 def schedule(pending: Iterable[Obj], nodes: Iterable[Obj], pods: Iterable[Obj]) -> list[tuple[Obj, Choice]]:
     """Place pods one after another, each seeing the placements before it."""
     infos = node_infos(nodes, pods)
+    cache: StaticCache = {}
     out = []
     for pod in pending:
-        choice = choose(pod, infos)
+        choice = choose(pod, infos, cache)
         if choice.node_name is not None:
             infos[choice.node_name].add(pod)
         out.append((pod, choice))

@@ -68,6 +68,11 @@ class Cluster(Protocol):
         """A JSON merge patch (RFC 7386) of the whole object; with status=True only patch["status"] applies."""
         ...
 
+    async def bind(self, namespace: str, name: str, node: str) -> Obj:
+        """Set a pending pod's spec.nodeName (Kubernetes' pods/binding). Raises errors.NotFound, and
+        errors.Invalid when the pod is already bound to another node."""
+        ...
+
     async def delete(
         self, kind: str, namespace: str, name: str, *, force: bool = False, grace_seconds: int | None = None
     ) -> None:

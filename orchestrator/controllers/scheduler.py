@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator import errors, model
 from orchestrator.controllers.base import DELETED, Cluster, Emit, EventRecorder, Obj, split_key
 from orchestrator.controllers.queue import WorkQueue
-from orchestrator.scheduling import Choice, NodeInfo, choose, node_infos, node_is_ready
+from orchestrator.scheduling import Choice, NodeInfo, StaticCache, choose, node_infos, node_is_ready
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ class SchedulerController:
             return
         started = time.perf_counter()
         infos = self._usage()
+        cache: StaticCache = {}
         placed = failed = 0
         for key in keys:
             if key in self._assumed:
@@ -194,7 +195,7 @@ class SchedulerController:
             pod = self.cluster.get("Pod", *split_key(key))
             if pod is None or not is_pending(pod):
                 continue
-            choice = choose(pod, infos)
+            choice = choose(pod, infos, cache)
             await slots.acquire()
             if self._fenced is not None:
                 slots.release()
@@ -234,7 +235,7 @@ class SchedulerController:
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
         ns, name = split_key(key)
         try:
-            await self.cluster.patch("Pod", ns, name, {"spec": {"nodeName": node}})
+            await self.cluster.bind(ns, name, node)
         except errors.Fenced:
             raise
         except (errors.Conflict, errors.NotFound, errors.Invalid, errors.Precondition) as e:

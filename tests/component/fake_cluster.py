@@ -98,6 +98,11 @@ class FakeCluster:
     async def patch(self, kind: str, namespace: str, name: str, patch: Obj, *, status: bool = False) -> Obj:
         return await self._write(lambda: self.apply_patch(kind, namespace, name, patch, status=status))
 
+    async def bind(self, namespace: str, name: str, node: str) -> Obj:
+        return await self._write(
+            lambda: self.apply_patch("Pod", namespace, name, {"spec": {"nodeName": node}})
+        )
+
     async def delete(
         self, kind: str, namespace: str, name: str, *, force: bool = False, grace_seconds: int | None = None
     ) -> None:
@@ -250,6 +255,12 @@ class LeasedCluster:
         c = self.cluster
         return await c._write(
             lambda: c.apply_patch(kind, namespace, name, patch, status=status), self.epoch_held
+        )
+
+    async def bind(self, namespace: str, name: str, node: str) -> Obj:
+        c = self.cluster
+        return await c._write(
+            lambda: c.apply_patch("Pod", namespace, name, {"spec": {"nodeName": node}}), self.epoch_held
         )
 
     async def delete(

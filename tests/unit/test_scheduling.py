@@ -190,3 +190,34 @@ def test_choose_does_not_mutate_infos() -> None:
     infos = {"a": NodeInfo.of(node("a"))}
     choose(pod(cpu="1"), infos)
     assert infos["a"].used_cpu == 0 and infos["a"].pods == 0
+
+
+def test_static_verdicts_are_shared_only_by_pods_of_the_same_shape() -> None:
+    nodes = [
+        node("a", labels={"pool": "x"}),
+        node("b", labels={"pool": "y"}),
+        node("c", ready="False", labels={"pool": "x"}),
+        node("d", labels={"pool": "x"}, taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}]),
+    ]
+    pending = [
+        pod("x1", owner="rs", nodeSelector={"pool": "x"}),
+        pod("y1", owner="rs", nodeSelector={"pool": "y"}),
+        pod("any", owner="rs"),
+        pod("x2", owner="rs", nodeSelector={"pool": "x"}),
+        pod("tol", owner="rs", nodeSelector={"pool": "x"}, tolerations=[{"key": "k", "operator": "Exists"}]),
+        pod("y2", owner="rs", nodeSelector={"pool": "y"}, cpu="3"),
+    ]
+    cached = schedule(pending, nodes, [])
+    uncached = []  # the reference: choose without a cache, one pod after another
+    reference = {n["metadata"]["name"]: NodeInfo.of(n) for n in nodes}
+    for p in pending:
+        choice = choose(p, reference)
+        if choice.node_name is not None:
+            reference[choice.node_name].add(p)
+        uncached.append(choice)
+    assert [c for _, c in cached] == uncached
+    assert [c.node_name for _, c in cached] == ["a", "b", "a", "a", "d", None]
+    assert cached[-1][1].message() == (
+        "0/4 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector, "
+        "1 node(s) were not ready."
+    )
