@@ -68,6 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--backoff-base", type=float, default=1.0)
     p.add_argument("--backoff-cap", type=float, default=60.0)
     p.add_argument("--backoff-reset", type=float, default=600.0)
+    p.add_argument(
+        "--termination-drain",
+        type=float,
+        default=0.5,
+        help="seconds between a pod's deletion and its containers' SIGTERM (endpoints drain first)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -115,6 +121,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 catalog=images.load_catalog(args.catalog or None),
                 isolation=iso,
                 backoff=BackoffConfig(args.backoff_base, args.backoff_cap, args.backoff_reset),
+                termination_drain=args.termination_drain,
             )
             runtime = ContainerRuntime(cfg, session.report)
             session.runner = runtime

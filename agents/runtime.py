@@ -249,6 +249,10 @@ class RuntimeConfig:
     log_max_bytes: int = 10 << 20
     log_files: int = 2
     readiness_poll: float = 0.02  # the implicit port check of a container without a readiness probe
+    # A deleted pod's containers get SIGTERM this long after the deletion (within the grace period):
+    # the time for the endpoints change to reach the balancers, so that no new connection races a
+    # server that is closing its listener. Kubernetes has no such default; users add a preStop sleep.
+    termination_drain: float = 0.5
 
 
 class ContainerRuntime:
@@ -607,7 +611,7 @@ class ContainerRuntime:
         if c.stopping or not c.active:
             return
         c.stopping = True
-        task = asyncio.ensure_future(self._kill(slot, c, grace, "stop"))
+        task = asyncio.ensure_future(self._kill(slot, c, grace, "stop", self.cfg.termination_drain))
         # Not in c.tasks: those are cancelled when the container exits, this one ends by itself.
         self._background(task)
 
@@ -615,14 +619,28 @@ class ContainerRuntime:
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
-    async def _kill(self, slot: PodSlot, c: ContainerSlot, grace: float, why: str) -> None:
-        """SIGTERM to the container's process group, SIGKILL after `grace` seconds."""
+    async def _kill(
+        self, slot: PodSlot, c: ContainerSlot, grace: float, why: str, drain: float = 0.0
+    ) -> None:
+        """SIGTERM to the container's process group after `drain` seconds, SIGKILL after `grace` seconds
+        (both counted from now)."""
         instance = c.instance
         exited = c.exited
         pgid = await self._pgid(c, instance)
         log.info(
-            "stopping container pod=%s/%s container=%s grace=%s why=%s", *slot.ref[:2], c.name, grace, why
+            "stopping container pod=%s/%s container=%s grace=%s why=%s drain=%s",
+            *slot.ref[:2],
+            c.name,
+            grace,
+            why,
+            drain,
         )
+        drain = min(drain, grace)
+        if drain > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), drain)
+                return
+            grace -= drain
         if pgid:
             with contextlib.suppress(OSError):
                 os.killpg(pgid, signal.SIGTERM)

@@ -32,13 +32,14 @@ class Harness:
         self.runtime: ContainerRuntime | None = None
         self.task: asyncio.Task[None] | None = None
 
-    def start(self) -> ContainerRuntime:
+    def start(self, drain: float = 0.0) -> ContainerRuntime:
         cfg = RuntimeConfig(
             self.state_dir,
             "node-a",
             ADDRESS,
             isolation=self.isolation,
             backoff=BackoffConfig(1.0, 60.0, 600.0),
+            termination_drain=drain,
         )
         self.runtime = ContainerRuntime(
             cfg, lambda ref, st, d: self.reports.append((time.monotonic(), ref, st, d))
@@ -192,6 +193,30 @@ async def test_adopt_keeps_pid_and_restart_count_then_delete(harness: Harness) -
     assert time.monotonic() - t0 < 2.5  # the demo exits on SIGTERM, well within its grace
     rt2.set_assignment([])
     await harness.until(lambda: not (harness.state_dir / "pods" / "uid-adopt-1").exists())
+
+
+async def test_deleted_pod_serves_through_the_termination_drain_then_stops(harness: Harness) -> None:
+    """The balancers need a moment to drop a deleted pod's endpoint: until the drain ends, the
+    container keeps answering new connections; only then does it get SIGTERM."""
+    drain = 0.6
+    rt = harness.start(drain=drain)
+    p = demo_pod("drain-1")
+    rt.set_assignment([p])
+    st = await harness.until(lambda: ready(harness.latest("drain-1")) and harness.latest("drain-1"))
+    port = st["portMappings"][0]["hostPort"]
+    deleting = json.loads(json.dumps(p))
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", resourceVersion="2")
+    deleted_at = time.monotonic()
+    rt.set_assignment([deleting])
+    answered = []
+    while time.monotonic() - deleted_at < drain / 2:
+        _, host = await asyncio.to_thread(http_get, port)
+        answered.append(host)
+    assert answered and set(answered) == {"drain-1"}
+    await harness.until(lambda: any(d for _, ref, _, d in harness.reports if ref[1] == "drain-1"))
+    assert time.monotonic() - deleted_at >= drain  # SIGTERM came after the drain, not before
+    with pytest.raises(OSError):
+        await asyncio.to_thread(http_get, port)
 
 
 async def test_unassigned_pod_is_stopped_after_first_assignment(harness: Harness) -> None:
