@@ -131,6 +131,12 @@ class _RSView:
     def count(self) -> int:
         return max(self.spec, self.active)
 
+    @property
+    def staying(self) -> int:
+        """Available pods that stay: those above the set's size are about to be deleted (its
+        controller may not have done it yet) and so cannot count toward availability."""
+        return min(self.available, self.spec)
+
     def edit(self) -> Obj:
         if self.changed is None:
             self.changed = copy.deepcopy(self.rs)
@@ -175,7 +181,7 @@ def _rolling(d: Obj, new: _RSView, olds: list[_RSView], actions: list[Action]) -
     if sum(v.spec for v in olds) == 0:
         return
     min_available = replicas - unavailable
-    new_unavailable = new.spec - new.available
+    new_unavailable = new.spec - new.staying
     budget = sum(v.spec for v in everyone) - min_available - new_unavailable
     if budget <= 0:
         return
@@ -188,7 +194,7 @@ def _rolling(d: Obj, new: _RSView, olds: list[_RSView], actions: list[Action]) -
             n = min(budget, unhealthy)
             _scale(v, v.spec - n, d, actions)
             budget -= n
-    excess = sum(v.available for v in everyone) - min_available
+    excess = sum(v.staying for v in everyone) - min_available
     for v in olds:
         if excess <= 0:
             break

@@ -15,6 +15,7 @@ from orchestrator.controllers.deployment import (
     HASH_LABEL,
     REVISION,
     deployment_template_hash,
+    new_replica_set,
     reconcile_deployment,
     surge_and_unavailable,
 )
@@ -338,6 +339,25 @@ def test_rolling_update_stays_within_surge_and_availability(
     sim = rollout(replicas, surge, unavailable, ready_per_step)
     assert sim.max_active <= replicas + max_surge
     assert sim.min_ready >= replicas - max_unavailable
+
+
+def test_pods_above_a_replicasets_new_size_do_not_count_as_available() -> None:
+    """Seen in CI: the deployment controller ran again before the replicaset controller deleted the
+    pod it had just scaled away, counted that pod as available, and scaled the old set down by two.
+    6 replicas, maxUnavailable 25% (1): old set scaled 4 -> 3 but still 4 Ready pods; the new set at 4
+    with 3 Ready. Availability that stays is 3 + 3 = 6, so one more old pod may go (3 -> 2), not two."""
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    d_old = make_deployment(6, image="demo:1", strategy=strategy)
+    d = make_deployment(6, image="demo:2", strategy=strategy)
+    old = new_replica_set(d_old, deployment_template_hash(d_old), 1, 3)
+    new = new_replica_set(d, deployment_template_hash(d), 2, 4)
+    for rs, uid in ((old, "rs-old"), (new, "rs-new")):
+        rs["metadata"]["uid"] = uid
+    pods = [make_pod(f"old-{i}", old) for i in range(4)]
+    pods += [make_pod(f"new-{i}", new, ready=i < 3) for i in range(4)]
+    actions = reconcile_deployment(d, [old, new], pods, NOW)
+    sizes = {a.obj["metadata"]["name"]: a.obj["spec"]["replicas"] for a in actions if isinstance(a, Update)}
+    assert sizes.get(model.name_of(old), 3) == 2
 
 
 def test_rolling_update_steps_for_10_with_defaults() -> None:
