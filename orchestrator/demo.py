@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrator.cli import launcher
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
@@ -84,6 +86,11 @@ def http_get(address: str, port: int, host_header: str | None = None) -> tuple[i
         conn.close()
 
 
+def cluster_running(state_dir: str | None) -> bool:
+    state = Path(state_dir).expanduser() if state_dir else launcher.default_state_dir()
+    return any(launcher.is_ours(r) for r in launcher.read_pids(state)["processes"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m orchestrator.demo")
     p.add_argument("--state-dir", default=None, help="where the cluster keeps its data and logs")
@@ -95,6 +102,9 @@ def main() -> None:
     story = Story(args.config)
 
     if not args.keep:
+        if cluster_running(args.state_dir):
+            story.say("Stop the cluster an earlier run left")
+            story.run("down", *(["--state-dir", args.state_dir] if args.state_dir else []))
         story.say("Bring up 3 masters, 5 workers and the load balancer, each its own process")
         # One balancer process: its round-robin is then exact, so ten requests reach ten pods. (With
         # several, the kernel spreads connections over processes that each keep their own rotation.)
@@ -108,6 +118,7 @@ def main() -> None:
             "1",
             "--http-port",
             str(args.http_port),
+            "--fresh",
         ]
         if args.state_dir:
             up += ["--state-dir", args.state_dir]

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -419,6 +420,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise LaunchError(
             f"a cluster is already running in {state} ({', '.join(running)}); run 'skiff down' first"
         )
+    if args.fresh:
+        discard_state(state)
     if not available("orchestrator"):
         raise LaunchError("the master is not available (python -m orchestrator has no __main__)")
     if args.masters < 1:
@@ -518,6 +521,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"data:    {state}/masters, {state}/workers")
     print("stop it with: skiff down" + (f" --state-dir {state}" if args.state_dir else ""))
     return 0
+
+
+def discard_state(state: Path) -> None:
+    """Forget a stopped cluster: stop containers its workers left, then delete the masters' Raft data,
+    the workers' state and the logs. The tokens stay."""
+    workers = state / "workers"
+    if available("agents") and workers.is_dir():
+        for wdir in sorted(p for p in workers.iterdir() if p.is_dir()):
+            subprocess.run(
+                [sys.executable, "-m", "agents", "cleanup", "--state-dir", str(wdir)],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+    for sub in ("masters", "workers", "logs"):
+        shutil.rmtree(state / sub, ignore_errors=True)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -660,6 +677,9 @@ def add_commands(sub: Any, add_global: Callable[[argparse.ArgumentParser], None]
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the cluster to be ready")
     p.add_argument("--keep-on-failure", action="store_true", help="leave processes running if startup fails")
+    p.add_argument(
+        "--fresh", action="store_true", help="discard the stored state of the (stopped) cluster first"
+    )
 
     p = cmd("down", "Stop the local cluster's recorded processes and their containers", cmd_down)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")

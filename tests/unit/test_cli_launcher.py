@@ -79,3 +79,16 @@ def test_stop_unknown_name(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "stop", "m9", "--state-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and 'no process named "m9"' in out.stderr
+
+
+def test_fresh_discards_data_and_logs_but_keeps_tokens(tmp_path: Path) -> None:
+    tokens = L.load_tokens(tmp_path)
+    for sub in ("masters/m1", "workers/worker-1/pods", "logs"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "masters/m1/raft.journal").write_bytes(b"old state")
+    (tmp_path / "logs/m1.log").write_text("old log")
+    L.discard_state(tmp_path)
+    assert not (tmp_path / "masters").exists()
+    assert not (tmp_path / "workers").exists()
+    assert not (tmp_path / "logs").exists()
+    assert L.load_tokens(tmp_path) == tokens
