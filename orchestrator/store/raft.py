@@ -80,20 +80,34 @@ _on_message_received = SyncObj._SyncObj__onMessageReceived  # type: ignore[attr-
 
 
 def _keep_next_index_on_late_ack(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
-    """PySyncObj's leader, on a follower's ack of entry i, sets that follower's next index to i+1 even
-    when it has already sent entries past i. With entries sent one by one (no batching), every ack then
+    """Two changes to how PySyncObj's leader handles a follower's answer ("next_node_idx").
+
+    A late ack: on a follower's ack of entry i, PySyncObj set that follower's next index to i+1 even
+    when it had already sent entries past i. With entries sent one by one (no batching), every ack then
     made it send all the unacknowledged entries again, and the follower truncate and re-add entries it
     had already applied ("truncating already-applied log entries"): twice the Raft traffic and journal
-    rewrites under load. An ack only moves the next index forward here; a follower that really misses
-    entries answers with reset=True, which still moves it back.
+    rewrites under load. An ack only moves the next index forward here.
+
+    A rejection (reset=True: the follower misses entries, or holds entries of an older term): the
+    leader retries at once instead of at its next heartbeat. A follower that comes back with a long
+    stale tail (say, a deposed leader's uncommitted entries) is walked back one entry per answer, so
+    at a 50 ms heartbeat thousands of entries took minutes; now each step is one round trip.
     """
-    if message.get("type") != "next_node_idx" or message.get("reset") or not message.get("success"):
+    if message.get("type") != "next_node_idx":
         _on_message_received(self, node, message)
         return
     next_index = self._SyncObj__raftNextIndex  # type: ignore[attr-defined]
     sent = next_index.get(node)
     _on_message_received(self, node, message)
-    if sent is not None and next_index.get(node, sent) < sent:
+    now = next_index.get(node)
+    if sent is None or now is None:
+        return
+    if message.get("reset"):
+        # Retry only when this answer moved the index back: answers to probes already superseded
+        # would otherwise each start a walk of their own.
+        if now < sent and self._isLeader() and node in self._SyncObj__connectedNodes:  # type: ignore[attr-defined]
+            self._SyncObj__sendAppendEntries()  # type: ignore[attr-defined]
+    elif message.get("success") and now < sent:
         next_index[node] = sent
 
 

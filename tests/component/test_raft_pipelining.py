@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pysyncobj import SyncObj, SyncObjConf, replicated
@@ -22,7 +23,7 @@ WRITES = 3000
 
 
 class Counter(SyncObj):
-    def __init__(self, me: str, peers: list[str]) -> None:
+    def __init__(self, me: str, peers: list[str], journal: str | None = None) -> None:
         conf = SyncObjConf(
             appendEntriesPeriod=0.05,
             autoTickPeriod=0.05,
@@ -31,6 +32,8 @@ class Counter(SyncObj):
             bindAddress=me,
             useFork=False,
             appendEntriesUseBatch=False,
+            journalFile=journal,
+            fullDumpFile=journal + ".dump" if journal else None,
         )
         super().__init__(me, peers, conf)
         self.applied = 0
@@ -126,3 +129,64 @@ def test_without_the_patch_pysyncobj_resends_entries() -> None:
     applied, received, _ = run_cluster(raft._on_message_received)
     assert applied == [WRITES] * 3
     assert received > ONCE
+
+
+def leader_of(nodes: list[Counter], timeout: float = 10.0) -> Counter:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leaders = [n for n in nodes if n._isLeader()]
+        if leaders:
+            return leaders[0]
+        time.sleep(0.01)
+    raise AssertionError("no leader")
+
+
+def add_many(node: Counter, n: int) -> None:
+    for _ in range(n):
+        node.add(callback=lambda _res, _err: None)
+
+
+def test_deposed_leader_with_a_long_stale_tail_catches_up(tmp_path: Path) -> None:
+    """A leader cut off from both followers keeps appending entries nobody commits; killed and
+    restarted after the others moved past its tail's end, it must drop that tail. PySyncObj walks a
+    follower back one entry per answer and retries only at its next heartbeat (50 ms), so 1,500 stale
+    entries would take 75 s; the patch retries at once, one round trip per entry."""
+    addrs = [free_address() for _ in range(3)]
+
+    def start(i: int) -> Counter:
+        return Counter(addrs[i], [a for a in addrs if a != addrs[i]], str(tmp_path / f"n{i}.journal"))
+
+    nodes = [start(i) for i in range(3)]
+    try:
+        old = leader_of(nodes)
+        a = nodes.index(old)
+        for _ in range(20):
+            old.add(sync=True, timeout=5)
+        others = [i for i in range(3) if i != a]
+        for i in others:  # the followers go away; the leader appends what it cannot commit
+            nodes[i].destroy()
+        time.sleep(0.2)
+        add_many(old, 1500)
+        time.sleep(1.0)
+        old.destroy()
+        time.sleep(0.2)
+        for i in others:  # the followers come back, elect a new leader and move on
+            nodes[i] = start(i)
+        new = leader_of([nodes[i] for i in others])
+        add_many(new, 1600)  # past the stale tail's end, so that the whole tail is walked back
+        new.add(sync=True, timeout=30)
+        committed = new.applied
+        # The deposed leader comes back with its stale tail, and a new election follows: the next
+        # leader starts it at its own log's end, 1,600 entries past where the logs part.
+        b = nodes.index(new)
+        new.destroy()
+        nodes[a] = start(a)
+        nodes[b] = start(b)
+        leader_of(nodes)
+        deadline = time.monotonic() + 20
+        while nodes[a].applied != committed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert nodes[a].applied == committed, f"caught up to {nodes[a].applied} of {committed}"
+    finally:
+        for n in nodes:
+            n.destroy()
