@@ -150,6 +150,11 @@ class Writer:
             from orchestrator.store.state import merge_patch
 
             check(merge_patch(current, patch))
+        return await self._propose_patch(kind, namespace, name, patch, status, rid)
+
+    async def _propose_patch(
+        self, kind: str, namespace: str, name: str, patch: Obj, status: bool, rid: str
+    ) -> Obj:
         return await self._propose(
             {
                 "op": "patch",
@@ -168,17 +173,7 @@ class Writer:
         is new, so only that is checked (not the whole pod, as a patch would be)."""
         if not model.valid_name(node):
             raise errors.Invalid(f"spec.nodeName: {node!r} is not a valid node name")
-        return await self._propose(
-            {
-                "op": "patch",
-                "kind": "Pod",
-                "namespace": namespace,
-                "name": name,
-                "patch": {"spec": {"nodeName": node}},
-                "now": time.time(),
-                "rid": rid,
-            }
-        )
+        return await self._propose_patch("Pod", namespace, name, {"spec": {"nodeName": node}}, False, rid)
 
     async def delete(
         self,

@@ -89,7 +89,7 @@ class ApiClient:
         self.call_timeout = call_timeout
         self._current = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[int, tuple[grpc.aio.Channel, api_grpc.ApiStub]] = {}
+        self._stubs: dict[str, api_grpc.ApiStub] = {}  # one per channel (a stub builds a callable per method)
         self._metadata = (("authorization", f"Bearer {token}"),)
 
     # ------------------------------------------------------------ channels
@@ -103,15 +103,13 @@ class ApiClient:
         if ch is None:
             ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             self._channels[address] = ch
+            self._stubs[address] = api_grpc.ApiStub(ch)
         return ch
 
     def stub(self, address: str | None = None) -> api_grpc.ApiStub:
-        """The stub of a master's channel, made once (a stub builds a callable per method)."""
-        channel = self.channel(address or self.current_master)
-        made = self._stubs.get(id(channel))
-        if made is None or made[0] is not channel:
-            made = self._stubs[id(channel)] = (channel, api_grpc.ApiStub(channel))
-        return made[1]
+        address = address or self.current_master
+        self.channel(address)
+        return self._stubs[address]
 
     def _fail_over(self, address: str) -> None:
         if self.current_master == address:

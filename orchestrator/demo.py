@@ -88,7 +88,7 @@ def http_get(address: str, port: int, host_header: str | None = None) -> tuple[i
 
 def cluster_running(state_dir: str | None) -> bool:
     state = Path(state_dir).expanduser() if state_dir else launcher.default_state_dir()
-    return any(launcher.is_ours(r) for r in launcher.read_pids(state)["processes"])
+    return bool(launcher.running_names(state))
 
 
 def main() -> None:

@@ -415,7 +415,7 @@ async def wait_lb(lb: dict[str, Any], deadline: float, dog: Watchdog) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     state = Path(args.state_dir).expanduser().resolve() if args.state_dir else default_state_dir()
     state.mkdir(parents=True, exist_ok=True)
-    running = [r["name"] for r in read_pids(state)["processes"] if is_ours(r)]
+    running = running_names(state)
     if running:
         raise LaunchError(
             f"a cluster is already running in {state} ({', '.join(running)}); run 'skiff down' first"
@@ -523,16 +523,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def running_names(state: Path) -> list[str]:
+    """The recorded processes of the cluster in `state` that are still alive (ours)."""
+    return [r["name"] for r in read_pids(state)["processes"] if is_ours(r)]
+
+
+def cleanup_worker(worker_state: Path) -> None:
+    """Stop the containers a (stopped) worker left and remove their records: `python -m agents cleanup`."""
+    subprocess.run(
+        [sys.executable, "-m", "agents", "cleanup", "--state-dir", str(worker_state)],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
 def discard_state(state: Path) -> None:
     """Forget a stopped cluster: stop containers its workers left, then delete the masters' Raft data,
     the workers' state and the logs. The tokens stay."""
     workers = state / "workers"
     if available("agents") and workers.is_dir():
         for wdir in sorted(p for p in workers.iterdir() if p.is_dir()):
-            subprocess.run(
-                [sys.executable, "-m", "agents", "cleanup", "--state-dir", str(wdir)],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
-            )  # fmt: skip
+            cleanup_worker(wdir)
     for sub in ("masters", "workers", "logs"):
         shutil.rmtree(state / sub, ignore_errors=True)
 
@@ -552,10 +562,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         for r in records:
             if r.get("role") == "worker" and r.get("stateDir") and Path(r["stateDir"]).exists():
                 try:
-                    subprocess.run(
-                        [sys.executable, "-m", "agents", "cleanup", "--state-dir", r["stateDir"]],
-                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
-                    )  # fmt: skip
+                    cleanup_worker(Path(r["stateDir"]))
                     cleaned += 1
                 except subprocess.TimeoutExpired:
                     print(f"warning: cleanup of {r['name']} timed out", file=sys.stderr)
