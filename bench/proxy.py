@@ -1,7 +1,8 @@
 """Proxy benchmark: Skiff's balancer against HAProxy (TCP mode, 1 thread) and a direct connection.
 
 For each target (direct to one backend, Skiff's proxy with static routes and 1 worker, HAProxy with
-`nbthread 1`) it measures, each bounded in time:
+`nbthread 1`) it measures, each bounded in time (and Skiff with its default 2 workers, new-connection
+load only):
 - keep-alive HTTP load: wrk, 64 connections, small responses;
 - a new connection per request: the same with "Connection: close";
 - bulk: 100 MB from a backend through the target to one client, in MB/s (best of 3).
@@ -42,6 +43,7 @@ BULK_BYTES = 100 * 1024 * 1024
 BACKEND_ADDRS = ["127.0.60.11", "127.0.60.12"]
 SOURCE_ADDR = "127.0.60.13"
 SKIFF_ADDR = "127.0.60.1"
+SKIFF2_ADDR = "127.0.60.3"
 HAPROXY_ADDR = "127.0.60.2"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -159,11 +161,28 @@ class Procs:
                 p.wait()
 
 
+def start_skiff(procs: Procs, tmp: Path, address: str, workers: int) -> subprocess.Popen[bytes]:
+    """Skiff's balancer on `address` with the static routes in tmp/routes.json."""
+    return procs.start(
+        [PY, "-m", "lb", "--static-routes", str(tmp / "routes.json"), "--address", address,
+         "--http-port", "0", "--workers", str(workers), "--log-level", "WARNING"],
+        tmp / f"skiff-lb-{address}.log",
+    )  # fmt: skip
+
+
 def measure(
-    name: str, host: str, port: int, bulk_port: int, pids: list[int], bulk_host: str = ""
+    name: str,
+    host: str,
+    port: int,
+    bulk_port: int,
+    pids: list[int],
+    bulk_host: str = "",
+    modes: tuple[str, ...] = ("keepalive", "newconn", "bulk"),
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     for mode, close in (("keepalive", False), ("newconn", True)):
+        if mode not in modes:
+            continue
         c0 = cpu_seconds(pids)
         r = wrk(f"http://{host}:{port}/", close)
         cpu = cpu_seconds(pids) - c0
@@ -176,6 +195,8 @@ def measure(
             f"  {name:8} {mode:9} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms",
             flush=True,
         )
+    if "bulk" not in modes:
+        return out
     c0 = cpu_seconds(pids)
     out["bulk_mb_s"] = bulk(bulk_host or host, bulk_port)
     out["bulk_cpu_s"] = cpu_seconds(pids) - c0
@@ -242,13 +263,13 @@ def run() -> dict[str, Any]:
             ],
         }
         (tmp / "routes.json").write_text(json.dumps(routes))
-        skiff = procs.start(
-            [PY, "-m", "lb", "--static-routes", str(tmp / "routes.json"), "--address", SKIFF_ADDR,
-             "--http-port", "0", "--workers", "1", "--log-level", "WARNING"],
-            tmp / "skiff-lb.log",
-        )  # fmt: skip
+        skiff = start_skiff(procs, tmp, SKIFF_ADDR, workers=1)
         wait_port(SKIFF_ADDR, web_port)
         wait_port(SKIFF_ADDR, bulk_port)
+        # Also Skiff at its default of 2 worker processes, for the new-connection rate (the issue's
+        # reference figure for a uvloop proxy was measured with 2 processes).
+        skiff2 = start_skiff(procs, tmp, SKIFF2_ADDR, workers=2)
+        wait_port(SKIFF2_ADDR, web_port)
 
         # HAProxy: TCP mode, one thread, same backends.
         hp_web, hp_bulk = free_port(HAPROXY_ADDR), free_port(HAPROXY_ADDR)
@@ -281,12 +302,14 @@ backend bulk
 
         time.sleep(0.5)
         skiff_pids = [skiff.pid, *children(skiff.pid)]
+        skiff2_pids = [skiff2.pid, *children(skiff2.pid)]
         print(
             f"proxy bench: wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{DURATION}s; 2 cores shared by wrk, backends and proxy"
         )
         results = {
             "direct": measure("direct", BACKEND_ADDRS[0], ports[0], source_port, [], SOURCE_ADDR),
             "skiff": measure("skiff", SKIFF_ADDR, web_port, bulk_port, skiff_pids),
+            "skiff2w": measure("skiff2w", SKIFF2_ADDR, web_port, bulk_port, skiff2_pids, modes=("newconn",)),
             "haproxy": measure(
                 "haproxy", HAPROXY_ADDR, hp_web, hp_bulk, [haproxy.pid, *children(haproxy.pid)]
             ),
@@ -306,6 +329,11 @@ backend bulk
     figures["skiff_vs_haproxy_newconn_rps"] = round(s["newconn_rps"] / h["newconn_rps"], 3)
     figures["skiff_vs_haproxy_newconn_cpu_per_req"] = round(
         s["newconn_cpu_us_per_req"] / h["newconn_cpu_us_per_req"], 3
+    )
+    s2 = results["skiff2w"]
+    figures["skiff2w_vs_haproxy_newconn_rps"] = round(s2["newconn_rps"] / h["newconn_rps"], 3)
+    figures["skiff2w_vs_haproxy_newconn_cpu_per_req"] = round(
+        s2["newconn_cpu_us_per_req"] / h["newconn_cpu_us_per_req"], 3
     )
     figures["skiff_vs_haproxy_bulk"] = round(s["bulk_mb_s"] / h["bulk_mb_s"], 3)
     figures["note"] = "2 cores shared by wrk (2 threads), 2 Python backends and the proxy: contended figures"
@@ -330,6 +358,9 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
         ratio = results["skiff"][key] / h[key] if h[key] else float("nan")
         cells = "".join(f"{fmt.format(results[t][key]):>10}" for t in ("direct", "skiff", "haproxy"))
         print(f"{label:24}{cells}{ratio:>15.2f}")
+    s2 = results["skiff2w"]
+    for label, key in (("new-conn req/s", "newconn_rps"), ("new-conn CPU us/req", "newconn_cpu_us_per_req")):
+        print(f"{label + ', 2 workers':34}{s2[key]:>10.1f}{'':10}{s2[key] / h[key]:>15.2f}")
     print()
 
 

@@ -55,6 +55,10 @@ class Ejections:
         self.duration = duration
         self._until: dict[str, float] = {}
 
+    def __bool__(self) -> bool:
+        """True while any endpoint may be ejected (expired entries go on their next lookup)."""
+        return bool(self._until)
+
     def eject(self, key: str, now: float) -> None:
         self._until[key] = now + self.duration
 
@@ -93,7 +97,8 @@ def _by_client_hash(
     return best
 
 
-def _never(_key: str) -> bool:
+def never(_key: str) -> bool:
+    """The `excluded` of a pick where nothing is excluded."""
     return False
 
 
@@ -128,7 +133,7 @@ class Picker:
         now: float = 0.0,
         client_ip: str = "",
         active: Mapping[str, int] = _NO_ACTIVE,
-        excluded: Callable[[str], bool] = _never,
+        excluded: Callable[[str], bool] = never,
     ) -> Endpoint | None:
         """The endpoint for the next connection, or None when no endpoint is usable.
 

@@ -9,7 +9,7 @@ connection ends when both directions are done or either leg is lost.
 uvloop traps handled here: `pause_reading()` inside `connection_made()` is ignored, so the client's
 early bytes are buffered until the upstream connects (reading is paused from `data_received` when that
 buffer grows); `write_eof()` raises on a closed transport, so it is guarded; the per-connection connect
-task is kept in `Proxy.tasks`. uvloop sets TCP_NODELAY on every TCP transport it creates (both legs).
+task is held by its `ClientSide` (the loop keeps only weak references to tasks). uvloop sets TCP_NODELAY on every TCP transport it creates (both legs).
 
 The proxy reads only `self.table` (replaced whole by the control side through `apply_table`) and never
 awaits the control plane. Nothing in the per-chunk path allocates, logs or looks anything up.
@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 
 from lb import http_route
-from lb.balancer import ROUND_ROBIN, Ejections, Picker
+from lb.balancer import ROUND_ROBIN, Ejections, Endpoint, Picker, never
 from lb.metrics import BACKEND_METRICS, BackendStats, render
 from lb.routes import RoutingTable, draining
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 WRITE_HIGH = 256 * 1024
 # Early bytes (sent before the upstream connected) buffered before we stop reading the client.
 MAX_EARLY = 256 * 1024
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _write_eof(tr: asyncio.Transport) -> None:
@@ -58,6 +59,10 @@ class UpstreamSide(asyncio.Protocol):
         self.client = client
         self.endpoint = endpoint
         self.transport: asyncio.Transport | None = None
+
+    def __call__(self) -> UpstreamSide:
+        # The protocol factory of create_connection: this protocol itself, no closure per connect.
+        return self
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Wire the legs here, before any data_received of this leg can run.
@@ -105,6 +110,11 @@ class ClientSide(asyncio.Protocol):
         "up_closed",
         "released",
         "paused_early",
+        "attempts",
+        "tried",
+        "connecting",
+        "connecting_to",
+        "connect_timer",
     )
 
     def __init__(self, proxy: Proxy, listener: tuple[str, int]) -> None:
@@ -126,6 +136,11 @@ class ClientSide(asyncio.Protocol):
         self.up_closed = False
         self.released = False
         self.paused_early = False
+        self.attempts = 0
+        self.tried: set[str] | None = None
+        self.connecting: asyncio.Task[object] | None = None
+        self.connecting_to: Endpoint | None = None
+        self.connect_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ client leg
 
@@ -166,9 +181,10 @@ class ClientSide(asyncio.Protocol):
         self.eof_in = True
         up = self.up
         if up is not None:
-            _write_eof(up)
             if self.eof_out:
-                self._finish()
+                self._finish()  # close() sends the FIN: no separate shutdown
+            else:
+                _write_eof(up)
         elif self.http and not self.backend:
             self._reply(400, "Bad Request", "incomplete request head\n")
         return True
@@ -181,6 +197,8 @@ class ClientSide(asyncio.Protocol):
         up = self.up
         if up is not None and not self.up_closed:
             up.close()
+        elif self.connecting is not None:
+            self.connecting.cancel()  # nobody left to connect for
         self._release()
 
     def pause_writing(self) -> None:
@@ -218,9 +236,10 @@ class ClientSide(asyncio.Protocol):
 
     def upstream_eof(self) -> bool:
         self.eof_out = True
-        _write_eof(self.transport)
         if self.eof_in:
             self._finish()
+        else:
+            _write_eof(self.transport)
         return True
 
     def upstream_lost(self) -> None:
@@ -309,60 +328,88 @@ class ClientSide(asyncio.Protocol):
         self.stats = stats
         stats.connections_total += 1
         stats.active += 1
-        task = proxy.loop.create_task(self._connect(backend))
-        proxy.tasks.add(task)
-        task.add_done_callback(proxy.tasks.discard)
+        self._connect()
 
-    async def _connect(self, name: str) -> None:
+    def _connect(self) -> None:
+        """Pick an endpoint (not one this connection tried) and start connecting to it.
+
+        The connect is uvloop's `create_connection` coroutine in a task; `_connect_done` runs when it
+        ends, and a timer cancels it at the connect deadline. No coroutine or timeout context of our
+        own: the new-connection rate is bounded by the per-connection work.
+        """
         proxy = self.proxy
-        loop = proxy.loop
-        stats = self.stats
-        assert stats is not None
-        tried: set[str] = set()
-        client_ip = ""
-        for attempt in range(proxy.connect_tries):
-            if self.closed:
-                return
-            backend = proxy.table.backends.get(name)
-            picker = proxy.pickers.get(name)
-            if backend is None or picker is None:
-                break
-            if backend.affinity_timeout is not None and not client_ip:
+        if self.closed or proxy.closing:
+            return
+        name = self.backend
+        backend = proxy.table.backends.get(name)
+        picker = proxy.pickers.get(name)
+        ep = None
+        if backend is not None and picker is not None and self.attempts < proxy.connect_tries:
+            client_ip = ""
+            if backend.affinity_timeout is not None:
                 peer = self.transport.get_extra_info("peername")
                 client_ip = peer[0] if peer else ""
-            now = loop.time()
+            now = proxy.loop.time()
             ep = picker.pick(
                 backend.endpoints,
                 now=now,
                 client_ip=client_ip,
                 active=proxy.active,
-                excluded=proxy.excluded(backend.draining, tried, now),
+                excluded=proxy.excluded(backend.draining, self.tried, now),
             )
-            if ep is None:
-                break
-            if attempt:
-                stats.retries += 1
-            up = UpstreamSide(self, ep.key)
-            try:
-                async with asyncio.timeout(proxy.connect_timeout):
-                    await loop.create_connection(lambda up=up: up, ep.ip, ep.port)  # type: ignore[misc]
-            except (OSError, TimeoutError) as e:
-                stats.connect_errors += 1
-                tried.add(ep.key)
-                proxy.ejections.eject(ep.key, loop.time())
-                log.warning(
-                    "connect failed backend=%s endpoint=%s pod=%s error=%s; ejected for %.0fs",
-                    name,
-                    ep.key,
-                    ep.pod,
-                    e.__class__.__name__ if isinstance(e, TimeoutError) else e,
-                    proxy.ejections.duration,
-                )
-                continue
-            return  # wired in UpstreamSide.connection_made
-        stats.no_endpoint += 1
+        if ep is None:
+            self._no_endpoint()
+            return
+        if self.attempts:
+            self.stats.retries += 1  # type: ignore[union-attr]
+        self.attempts += 1
+        self.connecting_to = ep
+        loop = proxy.loop
+        task = loop.create_task(loop.create_connection(UpstreamSide(self, ep.key), ep.ip, ep.port))
+        task.add_done_callback(self._connect_done)
+        self.connecting = task
+        self.connect_timer = loop.call_later(proxy.connect_timeout, task.cancel)
+
+    def _connect_done(self, task: asyncio.Task[object]) -> None:
+        self.connecting = None
+        timer = self.connect_timer
+        if timer is not None:
+            timer.cancel()
+            self.connect_timer = None
+        if self.up is not None:
+            return  # wired; a loss from here on is upstream_lost's
+        if task.cancelled():
+            if self.closed or self.proxy.closing:
+                return  # shutting down, not a failed endpoint
+            error = "TimeoutError"
+        else:
+            exc = task.exception()
+            if exc is None:
+                return  # wired in UpstreamSide.connection_made
+            error = str(exc) if isinstance(exc, OSError) else repr(exc)
+        proxy = self.proxy
+        ep = self.connecting_to
+        assert ep is not None and self.stats is not None
+        self.stats.connect_errors += 1
+        if self.tried is None:
+            self.tried = set()
+        self.tried.add(ep.key)
+        proxy.ejections.eject(ep.key, proxy.loop.time())
+        log.warning(
+            "connect failed backend=%s endpoint=%s pod=%s error=%s; ejected for %.0fs",
+            self.backend,
+            ep.key,
+            ep.pod,
+            error,
+            proxy.ejections.duration,
+        )
+        self._connect()
+
+    def _no_endpoint(self) -> None:
+        assert self.stats is not None
+        self.stats.no_endpoint += 1
         if self.http:
-            self._reply(503, "Service Unavailable", f"no ready endpoint for {name}\n")
+            self._reply(503, "Service Unavailable", f"no ready endpoint for {self.backend}\n")
         elif not self.closed:
             self.transport.abort()
 
@@ -397,15 +444,17 @@ class Proxy:
         self.active: dict[str, int] = {}  # endpoint key -> open connections (least-conn, p2c)
         self.conns: set[ClientSide] = set()
         self.conns_empty: asyncio.Event | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
         self.servers: dict[tuple[str, int], asyncio.AbstractServer] = {}
         self.listen_errors: dict[tuple[str, int], str] = {}
         self.closing = False
         self.table_updates = 0
         self._drain_timers: set[asyncio.TimerHandle] = set()
 
-    def excluded(self, draining: frozenset[str], tried: set[str], now: float) -> Callable[[str], bool]:
+    def excluded(self, draining: frozenset[str], tried: set[str] | None, now: float) -> Callable[[str], bool]:
         ejections = self.ejections
+        if not draining and not tried and not ejections:
+            return never  # the common case: no closure per connection
+        tried = tried or _NOTHING
 
         def excluded(key: str) -> bool:
             return key in draining or key in tried or ejections.is_ejected(key, now)
@@ -505,16 +554,17 @@ class Proxy:
                     await self.conns_empty.wait()
             except TimeoutError:
                 log.info("shutdown deadline passed: aborting connections=%d", len(self.conns))
+        connects = [c.connecting for c in self.conns if c.connecting is not None]
         for c in list(self.conns):
             c.abort()
+        for t in connects:
+            t.cancel()
         for _ in range(10):  # connection_lost runs on a later loop turn
             if not self.conns:
                 break
             await asyncio.sleep(0)
-        for t in list(self.tasks):
-            t.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if connects:
+            await asyncio.gather(*connects, return_exceptions=True)
 
     # ------------------------------------------------------------ metrics
 

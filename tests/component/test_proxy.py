@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import resource
 import socket
+import struct
 
 import pytest
 import uvloop
@@ -158,21 +159,65 @@ async def test_backpressure_slow_reader_bounded_memory(cleanup: list) -> None:
     writer.close()
 
 
-async def test_failed_connect_retries_elsewhere_and_ejects(cleanup: list) -> None:
+def unresponsive_endpoint(host: str) -> tuple[Endpoint, list[socket.socket]]:
+    """An endpoint whose connects hang: a listener with a full accept queue (backlog 0, one queued
+    connection never accepted) drops further SYNs, as an overloaded or partitioned host does."""
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname())
+    return Endpoint(host, listener.getsockname()[1], "hung"), [listener, filler]
+
+
+@pytest.mark.parametrize("failure", ["refused", "timed out"])
+async def test_failed_connect_retries_elsewhere_and_ejects(cleanup: list, failure: str) -> None:
     good = await backend(cleanup, "echo", "127.0.50.3")
-    dead = Endpoint("127.0.50.2", free_port("127.0.50.2"))  # nothing listens: refused
-    proxy = Proxy(eject_seconds=30)
+    if failure == "refused":
+        bad = Endpoint("127.0.50.2", free_port("127.0.50.2"))  # nothing listens
+    else:
+        bad, socks = unresponsive_endpoint("127.0.50.4")
+        cleanup.extend(socks)
+    proxy = Proxy(eject_seconds=30, connect_timeout=0.2)
     cleanup.append(proxy)
-    port = await tcp_table(proxy, "127.0.50.1", "b", [dead, good])
+    port = await tcp_table(proxy, "127.0.50.1", "b", [bad, good])
     for i in range(10):
         reader, writer = await asyncio.open_connection("127.0.50.1", port)
         writer.write(b"ping %d" % i)
         assert await asyncio.wait_for(reader.readexactly(6), 5) == b"ping %d" % i
         writer.close()
     stats = proxy.stats["b"]
-    assert stats.connect_errors == 1, "the dead endpoint got a connection after its connect failed"
+    assert stats.connect_errors == 1, "the bad endpoint got a connection after its connect failed"
     assert stats.retries == 1
-    assert proxy.ejections.ejected(proxy.loop.time()) == [dead.key]
+    assert proxy.ejections.ejected(proxy.loop.time()) == [bad.key]
+
+
+async def test_client_gone_while_connecting_cancels_the_connect(cleanup: list) -> None:
+    hung, socks = unresponsive_endpoint("127.0.50.4")
+    cleanup.extend(socks)
+    proxy = Proxy(connect_timeout=30)
+    cleanup.append(proxy)
+    port = await tcp_table(proxy, "127.0.50.1", "b", [hung])
+    _, writer = await asyncio.open_connection("127.0.50.1", port)
+    for _ in range(100):
+        if proxy.conns and next(iter(proxy.conns)).connecting is not None:
+            break
+        await asyncio.sleep(0.01)
+    (conn,) = proxy.conns
+    task = conn.connecting
+    assert task is not None
+    # A reset (SO_LINGER 0): a plain close is a FIN, which the proxy takes as a half-close that still
+    # wants the reply.
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+    for _ in range(100):
+        if task.done() and not proxy.conns:
+            break
+        await asyncio.sleep(0.01)
+    assert task.cancelled()
+    assert not proxy.conns and proxy.stats["b"].active == 0
+    assert proxy.stats["b"].connect_errors == 0, "a client leaving is not the endpoint's failure"
+    assert not proxy.ejections
 
 
 async def test_no_usable_endpoint_closes_client(cleanup: list) -> None:
