@@ -15,7 +15,9 @@ import asyncio
 import itertools
 import logging
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +76,39 @@ class _SourceBoundConnection(_tcp_connection.TcpConnection):
 
 
 _transport.TcpConnection = _SourceBoundConnection
+
+
+class _StoredZlib:
+    """PySyncObj's wire codec without compression: zlib streams of stored (uncompressed) blocks.
+
+    PySyncObj zlib-compresses every message at level 3. Each `zlib.compress` call sets up a fresh
+    deflate state, which costs ~55 us even for a few hundred bytes, and a write makes several Raft
+    messages; loopback bandwidth is not what limits us. Stored blocks are a valid zlib stream, so peers
+    decompress them unchanged (a mixed-version cluster keeps working), at ~2 us a message.
+    """
+
+    @staticmethod
+    def compress(data: bytes, level: int = -1) -> bytes:
+        out = [b"\x78\x01"]  # zlib header: deflate, 32 KiB window, no dictionary
+        view = memoryview(data)
+        n = len(data)
+        pos = 0
+        while True:
+            block = view[pos : pos + 0xFFFF]
+            size = len(block)
+            pos += size
+            final = pos >= n
+            out.append(struct.pack("<BHH", 1 if final else 0, size, size ^ 0xFFFF))
+            out.append(block)
+            if final:
+                break
+        out.append(struct.pack(">I", zlib.adler32(data)))
+        return b"".join(out)
+
+    decompress = staticmethod(zlib.decompress)
+
+
+_tcp_connection.zlib = _StoredZlib  # type: ignore[attr-defined]
 
 
 _on_message_received = SyncObj._SyncObj__onMessageReceived  # type: ignore[attr-defined]
