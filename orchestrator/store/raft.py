@@ -173,7 +173,9 @@ class _Replica(SyncObjConsumer):
 
 
 MAX_BATCH = 256
-MAX_IN_FLIGHT = 8
+# Entries outstanding per master. Fewer means bigger batches under load (fewer Raft messages per write):
+# measured with 64 clients, 1 → 2,190-2,250 writes/s, 2 → 2,230-2,280, 4 and 8 → 2,080-2,100.
+MAX_IN_FLIGHT = 2
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 
 
