@@ -239,8 +239,14 @@ class ClientSide(asyncio.Protocol):
         if self.eof_in:
             self._finish()
         else:
-            _write_eof(self.transport)
+            self.proxy.loop.call_soon(self._client_eof)
         return True
+
+    def _client_eof(self) -> None:
+        if self.eof_in:
+            self._finish()
+        elif not self.closed:
+            _write_eof(self.transport)
 
     def upstream_lost(self) -> None:
         self.up_closed = True
