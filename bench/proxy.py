@@ -5,7 +5,8 @@ For each target (direct to one backend, Skiff's proxy with static routes and 1 w
 load only):
 - keep-alive HTTP load: wrk, 64 connections, small responses;
 - a new connection per request: the same with "Connection: close";
-- bulk: 100 MB from a backend through the target to one client, in MB/s (best of 3).
+- bulk: 100 MB from a backend through the target to one client, in MB/s (best of 5: one run takes
+  ~50 ms, so a single scheduling hiccup would skew it).
 It reports requests/s, p50/p99 latency, MB/s and the proxy's CPU seconds per request (utime+stime
 from /proc/<pid>/stat of the proxy's processes, before and after), with ratios to HAProxy.
 
@@ -39,6 +40,7 @@ DURATION = int(os.environ.get("BENCH_PROXY_SECONDS", "10"))
 WRK_THREADS = 2
 CONNECTIONS = 64
 BULK_BYTES = 100 * 1024 * 1024
+BULK_TRIES = 5
 
 BACKEND_ADDRS = ["127.0.60.11", "127.0.60.12"]
 SOURCE_ADDR = "127.0.60.13"
@@ -116,10 +118,10 @@ def wrk(url: str, close: bool) -> dict[str, float]:
 
 
 def bulk(host: str, port: int) -> float:
-    """MB/s of BULK_BYTES from the source backend through host:port (best of 3)."""
+    """MB/s of BULK_BYTES from the source backend through host:port (best of BULK_TRIES)."""
     best = 0.0
     buf = bytearray(1 << 20)
-    for _ in range(3):
+    for _ in range(BULK_TRIES):
         with socket.create_connection((host, port), timeout=30) as s:
             t0 = time.perf_counter()
             s.sendall(f"{BULK_BYTES}\n".encode())
