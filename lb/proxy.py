@@ -4,12 +4,15 @@ Each accepted connection is a `ClientSide` protocol; once an endpoint is chosen 
 `UpstreamSide` protocol carries the other leg. `data_received` on either leg writes straight to the
 other; when a leg's write buffer passes its high-water mark, its `pause_writing` pauses reading on the
 source, and `resume_writing` resumes it. An EOF is passed on with `write_eof` (half-close) and the
-connection ends when both directions are done or either leg is lost.
+connection ends when both directions are done or either leg is lost. The upstream's EOF reaches the
+client one loop turn late: a client that closes on the response (HTTP `Connection: close`) has then
+usually closed already, and both legs just close, without a shutdown() per connection.
 
 uvloop traps handled here: `pause_reading()` inside `connection_made()` is ignored, so the client's
 early bytes are buffered until the upstream connects (reading is paused from `data_received` when that
 buffer grows); `write_eof()` raises on a closed transport, so it is guarded; the per-connection connect
-task is held by its `ClientSide` (the loop keeps only weak references to tasks). uvloop sets TCP_NODELAY on every TCP transport it creates (both legs).
+task is held by its `ClientSide` (the loop keeps only weak references to tasks). uvloop sets
+TCP_NODELAY on every TCP transport it creates (both legs).
 
 The proxy reads only `self.table` (replaced whole by the control side through `apply_table`) and never
 awaits the control plane. Nothing in the per-chunk path allocates, logs or looks anything up.
