@@ -247,6 +247,75 @@ class ApiServicer(api_grpc.ApiServicer):
             object=encode(await self.writer.create(decode(request.object), request.request_id))
         )
 
+    async def Write(self, request_iterator: AsyncIterator[api.WriteCall], context: Any) -> AsyncIterator:
+        """Pipelined writes: each call runs as its own task; results go out as they complete.
+
+        A caller without the right is answered call by call (UNAUTHENTICATED or PERMISSION_DENIED in
+        each result), not by ending the stream: a stream ended while the client is still sending can
+        reach the client as a bare INTERNAL error instead of its status.
+        """
+        refused: errors.SkiffError | None = None
+        try:
+            self.auth.require(context.invocation_metadata(), "write")
+        except errors.SkiffError as e:
+            refused = e
+        results: asyncio.Queue[api.WriteResult | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
+        spawned = 0
+
+        async def one(call: api.WriteCall) -> None:
+            results.put_nowait(await self._write_result(call, refused))  # exactly one result per call
+
+        async def read() -> None:
+            nonlocal spawned
+            try:
+                async for call in request_iterator:
+                    task = asyncio.create_task(one(call))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    spawned += 1
+            finally:
+                results.put_nowait(None)  # the client is done writing (or gone)
+
+        reader = asyncio.create_task(read())
+        reading, sent = True, 0
+        try:
+            while reading or sent < spawned:
+                item = await results.get()
+                if item is None:
+                    reading = False
+                    continue
+                sent += 1
+                yield item
+        finally:
+            reader.cancel()
+            for t in list(tasks):
+                t.cancel()
+
+    async def _write_result(self, call: api.WriteCall, refused: errors.SkiffError | None) -> api.WriteResult:
+        req = call.request
+        rid = req.request_id
+        try:
+            if refused is not None:
+                raise refused
+            if not rid:
+                raise errors.Invalid("request_id is required on a Write stream")
+            if call.method == "Create":
+                obj = await self.writer.create(decode(req.object), rid)
+            elif call.method in ("Apply", "Update"):
+                obj = await self.writer.update(decode(req.object), rid, mode=call.method.lower())
+            else:
+                raise errors.Invalid(f"unknown write method {call.method!r} (known: Create, Apply, Update)")
+            return api.WriteResult(request_id=rid, object=encode(obj))
+        except errors.SkiffError as e:
+            return api.WriteResult(request_id=rid, code=_status_code(e).value[0], message=str(e))
+        except json.JSONDecodeError as e:
+            code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            return api.WriteResult(request_id=rid, code=code, message=f"malformed JSON: {e}")
+        except Exception as e:  # one write's bug must not end the stream of the others
+            log.exception("write %s failed", rid)
+            return api.WriteResult(request_id=rid, code=grpc.StatusCode.INTERNAL.value[0], message=repr(e))
+
     @_guard("write")
     async def Apply(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.update(decode(request.object), request.request_id, mode="apply")

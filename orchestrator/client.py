@@ -51,6 +51,16 @@ CHANNEL_OPTIONS = [
 ]
 
 
+_STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
+# Stream failures a retry cannot fix.
+_STREAM_FATAL = {
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
 def to_error(e: grpc.aio.AioRpcError) -> errors.SkiffError:
     """A gRPC error -> the Skiff error of its status code, with the server's one-line message."""
     cls = errors.BY_CODE.get(e.code().name, errors.SkiffError)
@@ -70,8 +80,70 @@ class WatchEvent:
     resource_version: str
 
 
+class _WriteStream:
+    """One open Write stream to one master: writes go out as messages, answers come back by request id.
+
+    Concurrent writes share it (a lock keeps one message in flight on the wire at a time, as gRPC
+    requires). When the stream ends or breaks, every write still waiting gets that error, and the
+    client opens a new stream (on the next master) for its retry.
+    """
+
+    def __init__(self, stub: api_grpc.ApiStub, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.call = stub.Write(metadata=metadata)
+        self.waiting: dict[str, asyncio.Future[api.WriteResult]] = {}
+        self.lock = asyncio.Lock()
+        self.error: BaseException | None = None
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        error: BaseException
+        try:
+            async for result in self.call:
+                fut = self.waiting.pop(result.request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(result)
+            error = errors.Unavailable("write stream ended by the master")
+        except grpc.aio.AioRpcError as e:
+            error = e
+        except asyncio.CancelledError:
+            error = errors.Unavailable("write stream closed")
+        self.error = error
+        waiting, self.waiting = self.waiting, {}
+        for fut in waiting.values():
+            if not fut.done():
+                fut.set_exception(error)
+
+    async def write(self, method: str, req: api.WriteRequest, timeout: float) -> api.WriteResult:
+        if self.error is not None:
+            raise self.error
+        fut: asyncio.Future[api.WriteResult] = asyncio.get_running_loop().create_future()
+        self.waiting[req.request_id] = fut
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    async with self.lock:
+                        await self.call.write(api.WriteCall(method=method, request=req))
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    # The call ended (say, the master refused the token): a write may fail before
+                    # the status arrives, with a generic "Internal error from Core". The reader
+                    # fails `fut` with the call's real status.
+                    pass
+                return await fut
+        finally:
+            self.waiting.pop(req.request_id, None)
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.reader.cancel()
+
+
 class ApiClient:
-    """A client of the Skiff API over a list of masters ("host:port"), failing over between them."""
+    """A client of the Skiff API over a list of masters ("host:port"), failing over between them.
+
+    Create, Apply and Update travel over one Write stream per master (`pipelined`, the default): a
+    message on an open stream costs the master about a fifth of a unary call. With the same request ids
+    and the same failover, so the semantics are those of the unary calls, which `pipelined=False` uses.
+    """
 
     def __init__(
         self,
@@ -80,6 +152,7 @@ class ApiClient:
         *,
         timeout: float = 10.0,
         call_timeout: float = 3.0,
+        pipelined: bool = True,
     ) -> None:
         if not masters:
             raise ValueError("no master address given")
@@ -91,6 +164,8 @@ class ApiClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, api_grpc.ApiStub] = {}  # one per channel (a stub builds a callable per method)
         self._metadata = (("authorization", f"Bearer {token}"),)
+        self.pipelined = pipelined
+        self._streams: dict[str, _WriteStream] = {}
 
     # ------------------------------------------------------------ channels
 
@@ -116,6 +191,9 @@ class ApiClient:
             self._current += 1
 
     async def close(self) -> None:
+        streams, self._streams = self._streams, {}
+        for st in streams.values():
+            st.close()
         channels, self._channels = self._channels, {}
         self._stubs = {}
         for ch in channels.values():
@@ -166,8 +244,53 @@ class ApiClient:
 
     async def _write(self, method: str, obj: Obj, request_id: str | None) -> Obj:
         req = api.WriteRequest(request_id=request_id or new_request_id(), object=json.dumps(obj).encode())
-        reply = await self._call(method, req)
-        return json.loads(reply.object)
+        if not self.pipelined:
+            return json.loads((await self._call(method, req)).object)
+        return json.loads(await self._stream_write(method, req))
+
+    async def _stream_write(self, method: str, req: api.WriteRequest) -> bytes:
+        """`_call` for a write on the master's Write stream: the same retries and failover."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        delay = 0.02
+        while True:
+            address = self.current_master
+            stream = self._streams.get(address)
+            if stream is None or stream.error is not None:
+                stream = self._streams[address] = _WriteStream(self.stub(address), self._metadata)
+            try:
+                result = await stream.write(method, req, self.call_timeout)
+            except grpc.aio.AioRpcError as e:
+                # The stream itself failed. Its answers carry the writes' own errors, so this is the
+                # connection (a dead master shows as INTERNAL "Internal error from Core"), and the
+                # write is retried with its request id, as a unary call is on UNAVAILABLE.
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    log.info("master %s has no Write stream; using unary writes", address)
+                    self.pipelined = False
+                    return (await self._call(method, req)).object
+                if e.code() in _STREAM_FATAL:
+                    raise to_error(e) from None
+                code, detail = e.code(), e.details() or e.code().name
+                stream.close()
+            except (TimeoutError, errors.Unavailable) as e:
+                code, detail = grpc.StatusCode.UNAVAILABLE, str(e) or "write timed out"
+                stream.close()  # a master that does not answer in time: start afresh elsewhere
+            else:
+                if result.code == 0:
+                    return result.object
+                code = _STATUS_BY_VALUE.get(result.code, grpc.StatusCode.UNKNOWN)
+                if code not in RETRYABLE:
+                    cls = errors.BY_CODE.get(code.name, errors.SkiffError)
+                    err = cls(result.message or code.name)
+                    err.code = code.name
+                    raise err
+                detail = result.message
+            log.debug("write %s to %s failed: %s; failing over", req.request_id, address, code.name)
+            self._fail_over(address)
+            if loop.time() + delay > deadline:
+                raise errors.Unavailable(f"no master answered ({', '.join(self.masters)}): {detail}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def patch(
         self,

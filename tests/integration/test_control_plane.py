@@ -92,8 +92,9 @@ async def test_retried_request_id_is_applied_once(masters: MasterSet) -> None:
     assert [o["metadata"]["name"] for o in items].count("once") == 1
 
 
-async def test_api_errors_map_to_status_codes(masters: MasterSet) -> None:
-    admin = masters.client()
+@pytest.mark.parametrize("pipelined", [True, False], ids=["write-stream", "unary"])
+async def test_api_errors_map_to_status_codes(masters: MasterSet, pipelined: bool) -> None:
+    admin = masters.client(pipelined=pipelined)
     await masters.wait_leader(admin)
     first = await admin.create(cm("cas", "1"))
     await admin.update({**first, "data": {"value": "2"}})
@@ -114,16 +115,65 @@ async def test_api_errors_map_to_status_codes(masters: MasterSet) -> None:
 
     with pytest.raises(errors.Unauthenticated):
         await masters.client(token="wrong").list("ConfigMap")
+    with pytest.raises(errors.Unauthenticated):
+        await masters.client(token="wrong", pipelined=pipelined).create(cm("wrong-token"))
     no_token = ApiClient(masters.api, "")
     no_token._metadata = ()
     with pytest.raises(errors.Unauthenticated):
         await no_token.list("ConfigMap")
-    viewer = masters.client(token="viewer-token")
+    viewer = masters.client(token="viewer-token", pipelined=pipelined)
     assert (await viewer.get("ConfigMap", "default", "cas"))["data"]["value"] == "2"
     with pytest.raises(errors.PermissionDenied):
         await viewer.create(cm("viewer-write"))
     with pytest.raises(errors.NotFound):
         await admin.get("ConfigMap", "default", "viewer-write")
+
+
+async def test_write_stream_matches_answers_is_exactly_once_and_fails_over(masters: MasterSet) -> None:
+    client = masters.client()
+    leader = await masters.wait_leader(client)
+    # Many writes in flight on one stream: each caller gets the answer to its own write.
+    names = [f"piped-{i}" for i in range(100)]
+    objs = await asyncio.gather(*(client.create(cm(n, n)) for n in names))
+    assert [o["metadata"]["name"] for o in objs] == names
+    assert [o["data"]["value"] for o in objs] == names
+
+    # A request id sent again on the stream is answered with the first outcome, applied once.
+    first = await client.create(cm("stream-once"), request_id="stream-rid")
+    again = await client.create(cm("stream-once"), request_id="stream-rid")
+    assert again == first
+
+    # A bad call is answered with its own error; the stream goes on serving the next one.
+    call = client.stub().Write(metadata=(("authorization", "Bearer admin-token"),))
+    body = json.dumps(cm("raw-1")).encode()
+    await call.write(api.WriteCall(method="Delete", request=api.WriteRequest(request_id="r0", object=body)))
+    await call.write(api.WriteCall(method="Create", request=api.WriteRequest(request_id="", object=body)))
+    await call.write(api.WriteCall(method="Create", request=api.WriteRequest(request_id="r2", object=body)))
+    await call.done_writing()
+    results = {r.request_id: r async for r in call}
+    assert results["r0"].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "unknown write method" in results["r0"].message
+    assert results[""].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert results["r2"].code == 0 and json.loads(results["r2"].object)["metadata"]["name"] == "raw-1"
+
+    # Kill -9 the master a client streams to, with writes in flight: they all land elsewhere, once.
+    victim = (leader + 1) % 3
+    streaming = masters.client(
+        masters=[masters.api[victim]] + [a for i, a in enumerate(masters.api) if i != victim]
+    )
+    acked: dict[str, str] = {}
+    await write_all([streaming], [f"warm-{i}" for i in range(20)], acked)
+    load = asyncio.ensure_future(write_all([streaming], [f"during-kill-{i}" for i in range(200)], acked))
+    await asyncio.sleep(0.05)
+    masters.kill(victim)
+    await load
+    masters.start(victim)
+    await masters.wait_converged(client)
+    items, _ = await masters.client(masters=[masters.api[victim]]).list("ConfigMap")
+    stored = [o["metadata"]["name"] for o in items]
+    assert len(stored) == len(set(stored))
+    assert set(acked) <= set(stored)
+    assert stored.count("stream-once") == 1
 
 
 async def test_watch_resumes_on_another_master_without_gaps_or_repeats(masters: MasterSet) -> None:
