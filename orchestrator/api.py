@@ -91,7 +91,7 @@ def encode(obj: Obj | None) -> bytes:
 def check(obj: Obj) -> Obj:
     """Validate and default a written object (errors.Invalid names the field)."""
     try:
-        return model.apply_defaults(model.validate(obj))
+        return model.apply_defaults(model.validate(obj), copy=False)  # validate's result is a copy
     except model.ValidationError as e:
         raise errors.Invalid(str(e)) from None
 

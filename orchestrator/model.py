@@ -536,9 +536,10 @@ def _default_pod_spec(spec: Obj) -> None:
             p.setdefault("protocol", "TCP")
 
 
-def apply_defaults(obj: Obj) -> Obj:
-    """Kubernetes' defaulting for the fields Skiff reads; returns a new dict."""
-    out = json.loads(json.dumps(obj))
+def apply_defaults(obj: Obj, *, copy: bool = True) -> Obj:
+    """Kubernetes' defaulting for the fields Skiff reads; returns a new dict (with copy=False, `obj`
+    itself, defaulted in place: for the fresh copy that `validate` returns)."""
+    out = json.loads(json.dumps(obj)) if copy else obj
     kind = out.get("kind")
     spec = out.get("spec")
     if kind == "Pod" and spec is not None:
