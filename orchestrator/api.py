@@ -38,6 +38,17 @@ def _status_code(e: errors.SkiffError) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, e.code, grpc.StatusCode.UNKNOWN)
 
 
+# The errors a handler answers with a status (anything else is a bug: UNKNOWN, logged by gRPC).
+_ANSWERED = (errors.SkiffError, json.JSONDecodeError)
+
+
+def _status_of(e: errors.SkiffError | json.JSONDecodeError) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status code and one-line message of an error in `_ANSWERED`: the one place they map."""
+    if isinstance(e, json.JSONDecodeError):
+        return grpc.StatusCode.INVALID_ARGUMENT, f"malformed JSON: {e}"
+    return _status_code(e), str(e)
+
+
 def _guard(permission: str) -> Callable:
     """Authenticate and authorize a unary handler, and map Skiff errors to gRPC status codes."""
 
@@ -47,10 +58,8 @@ def _guard(permission: str) -> Callable:
             try:
                 self.auth.require(context.invocation_metadata(), permission)
                 return await fn(self, request, context)
-            except errors.SkiffError as e:
-                await context.abort(_status_code(e), str(e))
-            except json.JSONDecodeError as e:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed JSON: {e}")
+            except _ANSWERED as e:
+                await context.abort(*_status_of(e))
 
         return handler
 
@@ -307,11 +316,9 @@ class ApiServicer(api_grpc.ApiServicer):
             else:
                 raise errors.Invalid(f"unknown write method {call.method!r} (known: Create, Apply, Update)")
             return api.WriteResult(request_id=rid, object=encode(obj))
-        except errors.SkiffError as e:
-            return api.WriteResult(request_id=rid, code=_status_code(e).value[0], message=str(e))
-        except json.JSONDecodeError as e:
-            code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-            return api.WriteResult(request_id=rid, code=code, message=f"malformed JSON: {e}")
+        except _ANSWERED as e:
+            code, message = _status_of(e)
+            return api.WriteResult(request_id=rid, code=code.value[0], message=message)
         except Exception as e:  # one write's bug must not end the stream of the others
             log.exception("write %s failed", rid)
             return api.WriteResult(request_id=rid, code=grpc.StatusCode.INTERNAL.value[0], message=repr(e))

@@ -149,12 +149,15 @@ async def test_write_stream_matches_answers_is_exactly_once_and_fails_over(maste
     await call.write(api.WriteCall(method="Delete", request=api.WriteRequest(request_id="r0", object=body)))
     await call.write(api.WriteCall(method="Create", request=api.WriteRequest(request_id="", object=body)))
     await call.write(api.WriteCall(method="Create", request=api.WriteRequest(request_id="r2", object=body)))
+    await call.write(api.WriteCall(method="Apply", request=api.WriteRequest(request_id="r3", object=b"{")))
     await call.done_writing()
     results = {r.request_id: r async for r in call}
     assert results["r0"].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert "unknown write method" in results["r0"].message
     assert results[""].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert results["r2"].code == 0 and json.loads(results["r2"].object)["metadata"]["name"] == "raw-1"
+    assert results["r3"].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert results["r3"].message.startswith("malformed JSON")
 
     # Kill -9 the master a client streams to, with writes in flight: they all land elsewhere, once.
     victim = (leader + 1) % 3
