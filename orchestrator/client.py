@@ -14,9 +14,9 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -28,6 +28,7 @@ from skiffpb import api_pb2_grpc as api_grpc
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -61,12 +62,21 @@ _STREAM_FATAL = {
 }
 
 
+def status_error(code: grpc.StatusCode, message: str) -> errors.SkiffError:
+    """The Skiff error of a gRPC status code, with the server's one-line message."""
+    cls = errors.BY_CODE.get(code.name, errors.SkiffError)
+    err = cls(message or code.name)
+    err.code = code.name
+    return err
+
+
 def to_error(e: grpc.aio.AioRpcError) -> errors.SkiffError:
     """A gRPC error -> the Skiff error of its status code, with the server's one-line message."""
-    cls = errors.BY_CODE.get(e.code().name, errors.SkiffError)
-    err = cls(e.details() or e.code().name)
-    err.code = e.code().name
-    return err
+    return status_error(e.code(), e.details() or "")
+
+
+class _Retry(Exception):
+    """An attempt failed for a transient reason: try the next master (the message says why)."""
 
 
 def new_request_id() -> str:
@@ -207,14 +217,29 @@ class ApiClient:
 
     # ------------------------------------------------------------ calls
 
-    async def _call(self, method: str, request: Any) -> Any:
-        """Call `method` on the current master; on a transient failure, the next one, until `timeout`."""
+    async def _failing_over(self, what: str, attempt: Callable[[str], Awaitable[T]]) -> T:
+        """`attempt(address)` on the current master; when it raises _Retry, on the next one (with
+        backoff), until `timeout`. Any other error ends it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         delay = 0.02
-        last: BaseException | None = None
         while True:
             address = self.current_master
+            try:
+                return await attempt(address)
+            except _Retry as e:
+                detail = str(e)
+                log.debug("%s on %s failed: %s; failing over", what, address, detail)
+                self._fail_over(address)
+            if loop.time() + delay > deadline:
+                raise errors.Unavailable(f"no master answered ({', '.join(self.masters)}): {detail}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def _call(self, method: str, request: Any) -> Any:
+        """Call `method` on the current master; on a transient failure, the next one, until `timeout`."""
+
+        async def attempt(address: str) -> Any:
             try:
                 return await getattr(self.stub(address), method)(
                     request, metadata=self._metadata, timeout=self.call_timeout
@@ -222,16 +247,9 @@ class ApiClient:
             except grpc.aio.AioRpcError as e:
                 if e.code() not in RETRYABLE:
                     raise to_error(e) from None
-                last = e
-                log.debug("call %s to %s failed: %s; failing over", method, address, e.code().name)
-                self._fail_over(address)
-            if loop.time() + delay > deadline:
-                detail = last.details() if isinstance(last, grpc.aio.AioRpcError) else str(last)
-                raise errors.Unavailable(
-                    f"no master answered ({', '.join(self.masters)}): {detail}"
-                ) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+                raise _Retry(e.details() or e.code().name) from None
+
+        return await self._failing_over(f"call {method}", attempt)
 
     async def create(self, obj: Obj, *, request_id: str | None = None) -> Obj:
         return await self._write("Create", obj, request_id)
@@ -250,11 +268,8 @@ class ApiClient:
 
     async def _stream_write(self, method: str, req: api.WriteRequest) -> bytes:
         """`_call` for a write on the master's Write stream: the same retries and failover."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        delay = 0.02
-        while True:
-            address = self.current_master
+
+        async def attempt(address: str) -> bytes:
             stream = self._streams.get(address)
             if stream is None or stream.error is not None:
                 stream = self._streams[address] = _WriteStream(self.stub(address), self._metadata)
@@ -270,27 +285,19 @@ class ApiClient:
                     return (await self._call(method, req)).object
                 if e.code() in _STREAM_FATAL:
                     raise to_error(e) from None
-                code, detail = e.code(), e.details() or e.code().name
                 stream.close()
+                raise _Retry(e.details() or e.code().name) from None
             except (TimeoutError, errors.Unavailable) as e:
-                code, detail = grpc.StatusCode.UNAVAILABLE, str(e) or "write timed out"
                 stream.close()  # a master that does not answer in time: start afresh elsewhere
-            else:
-                if result.code == 0:
-                    return result.object
-                code = _STATUS_BY_VALUE.get(result.code, grpc.StatusCode.UNKNOWN)
-                if code not in RETRYABLE:
-                    cls = errors.BY_CODE.get(code.name, errors.SkiffError)
-                    err = cls(result.message or code.name)
-                    err.code = code.name
-                    raise err
-                detail = result.message
-            log.debug("write %s to %s failed: %s; failing over", req.request_id, address, code.name)
-            self._fail_over(address)
-            if loop.time() + delay > deadline:
-                raise errors.Unavailable(f"no master answered ({', '.join(self.masters)}): {detail}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+                raise _Retry(str(e) or "write timed out") from None
+            if result.code == 0:
+                return result.object
+            code = _STATUS_BY_VALUE.get(result.code, grpc.StatusCode.UNKNOWN)
+            if code in RETRYABLE:
+                raise _Retry(result.message or code.name)
+            raise status_error(code, result.message)
+
+        return await self._failing_over(f"write {req.request_id}", attempt)
 
     async def patch(
         self,
