@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import time
 
@@ -75,15 +76,23 @@ async def test_leader_kill_loses_nothing_and_restarted_master_catches_up(masters
 
 async def test_retried_request_id_is_applied_once(masters: MasterSet) -> None:
     client = masters.client()
-    await masters.wait_leader(client)
-    # The first attempt's outcome is lost: the client gives up before the reply (1 ms deadline).
+    leader = await masters.wait_leader(client)
+    # The first attempt's outcome is lost: with both followers stopped the leader appends the write but
+    # cannot commit it, and the client gives up. The followers come back and the entry commits.
     req = api.WriteRequest(request_id="retry-me", object=json.dumps(cm("once")).encode())
     meta = (("authorization", "Bearer admin-token"),)
-    with pytest.raises(grpc.aio.AioRpcError) as lost:
-        await client.stub().Create(req, metadata=meta, timeout=0.001)
-    assert lost.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    first = json.loads((await client.stub().Create(req, metadata=meta)).object)
-    again = json.loads((await client.stub().Create(req, metadata=meta)).object)
+    followers = [masters.procs[i].pid for i in range(3) if i != leader]
+    for pid in followers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as lost:
+            await client.stub(masters.api[leader]).Create(req, metadata=meta, timeout=0.5)
+    finally:
+        for pid in followers:
+            os.kill(pid, signal.SIGCONT)
+    assert lost.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    first = await client.create(cm("once"), request_id="retry-me")
+    again = await client.create(cm("once"), request_id="retry-me")
     assert first == again
     # A different id for the same name is a new write, and the name is taken.
     with pytest.raises(errors.AlreadyExists):
