@@ -8,7 +8,7 @@ GEN     := skiffpb/resources_pb2.py skiffpb/api_pb2.py
 DURATION ?= 600
 SEED    ?= 1
 
-.PHONY: all install sysdeps protos test unit lint bench demo up down chaos clean
+.PHONY: all install tools protos test unit lint bench demo up down chaos clean
 
 all: install
 
@@ -28,23 +28,31 @@ $(GEN): $(PROTOS) $(STAMP)
 
 install: $(STAMP) $(GEN)
 
-# System tools the tests use: iptables (chaos blackholes a master's links), iproute2 (network namespaces).
-sysdeps:
-	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null 2>&1; then \
-		(apt-get update -qq && apt-get install -y -qq iptables iproute2) >/dev/null || echo "warning: could not install iptables"; fi
+# Every outside program that the tests, benchmarks, demo and chaos run, as program:Debian-package.
+# tests/unit/test_tools_listed.py fails when a test, bench or chaos module calls a program not named here.
+TOOLS := wrk:wrk haproxy:haproxy iptables:iptables ip:iproute2 curl:curl
+
+# Installs the missing ones with one apt-get run; says nothing when none is missing.
+tools:
+	@missing=""; for t in $(TOOLS); do command -v "$${t%%:*}" >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+			|| { echo "could not install$$missing"; exit 1; }; fi
 
 protos: $(GEN)
 
 lint: install
 	$(BIN)/ruff check .
 
-test: install sysdeps lint
+test: install tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit tests/component
 
-bench: install
+bench: install tools
 	$(BIN)/python -m bench
 
 up: install
@@ -53,10 +61,10 @@ up: install
 down: install
 	$(BIN)/skiff down
 
-demo: install
+demo: install tools
 	$(BIN)/python -m orchestrator.demo
 
-chaos: install sysdeps
+chaos: install tools
 	$(BIN)/python -m chaos --duration $(DURATION) --seed $(SEED)
 
 clean:

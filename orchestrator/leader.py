@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator import errors, model
-from orchestrator.api import Writer
 from orchestrator.store.raft import Store
+from orchestrator.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class LeaseKeeper:
         renew: float = 0.25,
     ) -> None:
         self.store = store
+        self.writer = Writer(store)
         self.name = name
         self.work = work
         self.duration = duration
@@ -137,10 +138,7 @@ class LeaseKeeper:
             term = self.store.term
             now = time.time()
             try:
-                lease = await self.store.propose(
-                    {"op": "lease", "holder": self.name, "term": term, "now": now, "duration": self.duration},
-                    timeout=self.duration / 2,
-                )
+                lease = await self.writer.lease(self.name, term, self.duration)
                 if lease["holder"] == self.name and lease["term"] == term:
                     self._held_until = now + self.duration
                     if self._task is None or self._term != term:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from orchestrator.api import ApiServicer
+from orchestrator.api.gateway import NodeGatewayServicer
+from orchestrator.api.servicer import ApiServicer
 from orchestrator.auth import Authenticator
-from orchestrator.gateway import NodeGatewayServicer
 from orchestrator.leader import LeaseKeeper, LocalCluster
 from orchestrator.store.raft import RaftTiming, Store
 from skiffpb import api_pb2 as api

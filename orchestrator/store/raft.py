@@ -28,6 +28,7 @@ from pysyncobj import transport as _transport
 
 from orchestrator import errors
 from orchestrator.model import key_of
+from orchestrator.store import commands
 from orchestrator.store import state as st
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class Store:
         if not batch:
             return
         futures = [f for _, f in batch]
-        cmd = batch[0][0] if len(batch) == 1 else {"op": "batch", "cmds": [c for c, _ in batch]}
+        cmd = batch[0][0] if len(batch) == 1 else commands.batch([c for c, _ in batch])
         self._in_flight += 1
 
         def done(result: Any, error: int) -> None:

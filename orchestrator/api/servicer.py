@@ -1,29 +1,27 @@
-"""The API server: thin gRPC servicers over the store.
+"""The API servicer: the clients' gRPC API over the store.
 
-Servicers authenticate, convert JSON to dicts, validate, build store commands, and map errors to
-status codes in one place (`_guard`). Reads are served from this master's replica; writes go through
-Raft and are exactly-once per request id.
+It authenticates, converts JSON to dicts, writes through `store.writer.Writer` (which validates and
+builds the store commands) and maps errors to status codes in `api.status`. Reads are served from
+this master's replica; writes go through Raft and are exactly-once per request id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import secrets
-import string
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
 from orchestrator import errors, model
+from orchestrator.api.status import ANSWERED, guard, guard_stream, status_of
 from orchestrator.auth import Authenticator
 from orchestrator.client import CHANNEL_OPTIONS
 from orchestrator.store.raft import Store
+from orchestrator.store.state import not_found
+from orchestrator.store.writer import Writer, namespace_of
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -31,59 +29,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 BOOKMARK_INTERVAL = 2.0
-WRITE_TIMEOUT = 5.0
-
-
-def _status_code(e: errors.SkiffError) -> grpc.StatusCode:
-    return getattr(grpc.StatusCode, e.code, grpc.StatusCode.UNKNOWN)
-
-
-# The errors a handler answers with a status (anything else is a bug: UNKNOWN, logged by gRPC).
-_ANSWERED = (errors.SkiffError, json.JSONDecodeError)
-
-
-def _status_of(e: errors.SkiffError | json.JSONDecodeError) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status code and one-line message of an error in `_ANSWERED`: the one place they map."""
-    if isinstance(e, json.JSONDecodeError):
-        return grpc.StatusCode.INVALID_ARGUMENT, f"malformed JSON: {e}"
-    return _status_code(e), str(e)
-
-
-def _guard(permission: str) -> Callable:
-    """Authenticate and authorize a unary handler, and map Skiff errors to gRPC status codes."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                self.auth.require(context.invocation_metadata(), permission)
-                return await fn(self, request, context)
-            except _ANSWERED as e:
-                await context.abort(*_status_of(e))
-
-        return handler
-
-    return wrap
-
-
-def _guard_stream(permission: str) -> Callable:
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator:
-            try:
-                self.auth.require(context.invocation_metadata(), permission)
-                async for item in fn(self, request, context):
-                    yield item
-            except errors.SkiffError as e:
-                await context.abort(_status_code(e), str(e))
-
-        return handler
-
-    return wrap
-
-
-def _suffix() -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
 
 
 def decode(data: bytes) -> Obj:
@@ -95,125 +40,6 @@ def decode(data: bytes) -> Obj:
 
 def encode(obj: Obj | None) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode() if obj is not None else b""
-
-
-def check(obj: Obj) -> Obj:
-    """Validate and default a written object (errors.Invalid names the field)."""
-    try:
-        return model.apply_defaults(model.validate(obj), copy=False)  # validate's result is a copy
-    except model.ValidationError as e:
-        raise errors.Invalid(str(e)) from None
-
-
-class Writer:
-    """Builds store commands for writes; shared by the API and the controllers' cluster view."""
-
-    def __init__(self, store: Store, fence: tuple[str, int] | None = None) -> None:
-        self.store = store
-        self.fence = fence
-
-    async def _propose(self, cmd: dict[str, Any]) -> Any:
-        cmd["rid"] = cmd.get("rid") or uuid.uuid4().hex
-        if self.fence is not None:
-            cmd["fence"] = self.fence
-        return await self.store.propose(cmd, timeout=WRITE_TIMEOUT)
-
-    async def create(self, obj: Obj, rid: str = "") -> Obj:
-        obj = check(obj)
-        for _ in range(5):
-            cmd = {"op": "create", "obj": obj, "uid": str(uuid.uuid4()), "now": time.time(), "rid": rid}
-            if not obj["metadata"].get("name"):
-                cmd["suffix"] = _suffix()
-            try:
-                return await self._propose(cmd)
-            except errors.AlreadyExists:
-                if obj["metadata"].get("name"):
-                    raise
-                rid = ""  # a generated name collided: try another suffix
-        raise errors.AlreadyExists("could not generate a unique name")
-
-    async def update(self, obj: Obj, rid: str = "", mode: str = "update") -> Obj:
-        obj = check(obj)
-        return await self._propose(
-            {
-                "op": "update",
-                "obj": obj,
-                "mode": mode,
-                "uid": str(uuid.uuid4()),
-                "now": time.time(),
-                "rid": rid,
-            }
-        )
-
-    async def patch(
-        self, kind: str, namespace: str, name: str, patch: Obj, status: bool = False, rid: str = ""
-    ) -> Obj:
-        kind = model.resolve_kind(kind) if kind not in model.KINDS else kind
-        namespace = _namespace(kind, namespace)
-        if not isinstance(patch, dict):
-            raise errors.Invalid("patch must be a JSON object")
-        current = self.store.get(kind, namespace, name)
-        if current is None:
-            raise errors.NotFound(f'{kind.lower()}s "{name}" not found')
-        if not status:
-            from orchestrator.store.state import merge_patch
-
-            check(merge_patch(current, patch))
-        return await self._propose_patch(kind, namespace, name, patch, status, rid)
-
-    async def _propose_patch(
-        self, kind: str, namespace: str, name: str, patch: Obj, status: bool, rid: str
-    ) -> Obj:
-        return await self._propose(
-            {
-                "op": "patch",
-                "kind": kind,
-                "namespace": namespace,
-                "name": name,
-                "patch": patch,
-                "status": status,
-                "now": time.time(),
-                "rid": rid,
-            }
-        )
-
-    async def bind(self, namespace: str, name: str, node: str, rid: str = "") -> Obj:
-        """Kubernetes' pods/binding: set a pod's spec.nodeName. The pod was valid and only the node name
-        is new, so only that is checked (not the whole pod, as a patch would be)."""
-        if not model.valid_name(node):
-            raise errors.Invalid(f"spec.nodeName: {node!r} is not a valid node name")
-        return await self._propose_patch("Pod", namespace, name, {"spec": {"nodeName": node}}, False, rid)
-
-    async def delete(
-        self,
-        kind: str,
-        namespace: str,
-        name: str,
-        rid: str = "",
-        resource_version: str = "",
-        force: bool = False,
-        grace: int | None = None,
-    ) -> Obj:
-        kind = model.resolve_kind(kind) if kind not in model.KINDS else kind
-        return await self._propose(
-            {
-                "op": "delete",
-                "kind": kind,
-                "namespace": _namespace(kind, namespace),
-                "name": name,
-                "rv": resource_version,
-                "force": force,
-                "grace": grace,
-                "now": time.time(),
-                "rid": rid,
-            }
-        )
-
-
-def _namespace(kind: str, namespace: str) -> str:
-    if not model.KINDS[kind].namespaced:
-        return ""
-    return namespace or model.DEFAULT_NAMESPACE
 
 
 def _kind(name: str) -> str:
@@ -250,7 +76,7 @@ class ApiServicer(api_grpc.ApiServicer):
         self.writer = Writer(store)
         self._status = status
 
-    @_guard("write")
+    @guard("write")
     async def Create(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         return api.ObjectReply(
             object=encode(await self.writer.create(decode(request.object), request.request_id))
@@ -316,24 +142,24 @@ class ApiServicer(api_grpc.ApiServicer):
             else:
                 raise errors.Invalid(f"unknown write method {call.method!r} (known: Create, Apply, Update)")
             return api.WriteResult(request_id=rid, object=encode(obj))
-        except _ANSWERED as e:
-            code, message = _status_of(e)
+        except ANSWERED as e:
+            code, message = status_of(e)
             return api.WriteResult(request_id=rid, code=code.value[0], message=message)
         except Exception as e:  # one write's bug must not end the stream of the others
             log.exception("write %s failed", rid)
             return api.WriteResult(request_id=rid, code=grpc.StatusCode.INTERNAL.value[0], message=repr(e))
 
-    @_guard("write")
+    @guard("write")
     async def Apply(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.update(decode(request.object), request.request_id, mode="apply")
         return api.ObjectReply(object=encode(obj))
 
-    @_guard("write")
+    @guard("write")
     async def Update(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.update(decode(request.object), request.request_id)
         return api.ObjectReply(object=encode(obj))
 
-    @_guard("write")
+    @guard("write")
     async def Patch(self, request: api.PatchRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.patch(
             _kind(request.kind),
@@ -345,31 +171,29 @@ class ApiServicer(api_grpc.ApiServicer):
         )
         return api.ObjectReply(object=encode(obj))
 
-    @_guard("write")
+    @guard("write")
     async def Delete(self, request: api.DeleteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.delete(
             _kind(request.kind), request.namespace, request.name, request.request_id, request.resource_version
         )
         return api.ObjectReply(object=encode(obj))
 
-    @_guard("read")
+    @guard("read")
     async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
         kind = _kind(request.kind)
-        obj = self.store.get(kind, _namespace(kind, request.namespace), request.name)
+        obj = self.store.get(kind, namespace_of(kind, request.namespace), request.name)
         if obj is None:
-            from orchestrator.store.state import not_found
-
             raise errors.NotFound(not_found(kind, request.name)[2])
         return api.ObjectReply(object=encode(obj))
 
-    @_guard("read")
+    @guard("read")
     async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
         items, rev = self.store.list(kind)
         return api.ListReply(items=[encode(o) for o in items if keep(o)], resource_version=str(rev))
 
-    @_guard_stream("read")
+    @guard_stream("read")
     async def Watch(self, request: api.WatchRequest, context: Any) -> AsyncIterator[api.WatchEvent]:
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
@@ -404,11 +228,11 @@ class ApiServicer(api_grpc.ApiServicer):
             except TimeoutError:
                 pass
 
-    @_guard("read")
+    @guard("read")
     async def Status(self, request: api.ClusterStatusRequest, context: Any) -> api.MasterStatus:
         return self._status()
 
-    @_guard_stream("read")
+    @guard_stream("read")
     async def Logs(self, request: api.LogsRequest, context: Any) -> AsyncIterator[api.LogChunk]:
         namespace = request.namespace or model.DEFAULT_NAMESPACE
         pod = self.store.get("Pod", namespace, request.pod)

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
 import grpc
 
-from orchestrator import errors, model
+from orchestrator import errors
+from orchestrator.api.status import ANSWERED, status_of
 from orchestrator.auth import Authenticator
+from orchestrator.store import commands
 from orchestrator.store.raft import Store
+from orchestrator.store.writer import Writer
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -34,6 +36,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
     def __init__(self, store: Store, auth: Authenticator) -> None:
         self.store = store
         self.auth = auth
+        self.writer = Writer(store)
         self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
         store.subscribe(self._on_change)
 
@@ -55,25 +58,10 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             first = await context.read()
             if first is grpc.aio.EOF or not first.HasField("register"):
                 raise errors.Invalid("the first message on the stream must be register")
-            node = json.loads(first.register)
-            node.setdefault("apiVersion", "v1")
-            node.setdefault("kind", "Node")
-            try:
-                node = model.validate(node)
-            except model.ValidationError as e:
-                raise errors.Invalid(str(e)) from None
+            node = await self.writer.register_node(json.loads(first.register))
             name = node["metadata"]["name"]
-            await self.store.propose(
-                {
-                    "op": "register_node",
-                    "obj": node,
-                    "now": time.time(),
-                    "uid": str(uuid.uuid4()),
-                    "rid": uuid.uuid4().hex,
-                },
-            )
-        except errors.SkiffError as e:
-            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+        except ANSWERED as e:
+            await context.abort(*status_of(e))
             return
         log.info("agent connected node=%s peer=%s", name, context.peer())
         dirty = asyncio.Event()
@@ -108,27 +96,18 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             if not msg.HasField("heartbeat"):
                 continue
             hb = msg.heartbeat
-            cmd = {
-                "op": "heartbeat",
-                "node": name,
-                "now": time.time(),
-                "rid": f"hb/{name}/{stream_id}/{hb.seq}",
-                "node_status": json.loads(hb.node_status) if hb.node_status else None,
-                "pods": [
-                    {
-                        "namespace": p.namespace,
-                        "name": p.name,
-                        "uid": p.uid,
-                        "status": json.loads(p.status) if p.status else None,
-                        "deleted": p.deleted,
-                    }
-                    for p in hb.pods
-                ],
-            }
+            rid = f"hb/{name}/{stream_id}/{hb.seq}"
+            node_status = json.loads(hb.node_status) if hb.node_status else None
+            pods = [
+                commands.pod_update(
+                    p.namespace, p.name, p.uid, json.loads(p.status) if p.status else None, p.deleted
+                )
+                for p in hb.pods
+            ]
             error = ""
             for _ in range(3):
                 try:
-                    await self.store.propose(cmd)
+                    await self.writer.heartbeat(name, node_status, pods, rid)
                     error = ""
                     break
                 except errors.Unavailable as e:

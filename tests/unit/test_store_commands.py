@@ -1,0 +1,80 @@
+"""The command constructors: every op the store applies has one, and each command it builds applies."""
+
+from __future__ import annotations
+
+from orchestrator.store import commands as c
+from orchestrator.store import state as st
+
+
+def cm(name: str, value: str = "v") -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"k": value},
+    }
+
+
+def node(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {}}
+
+
+def test_every_op_the_store_applies_has_a_constructor() -> None:
+    built = {
+        c.create(cm("a"), uid="u", now=1.0, rid="r")["op"],
+        c.update(cm("a"), mode="apply", uid="u", now=1.0, rid="r")["op"],
+        c.patch("ConfigMap", "default", "a", {}, status=False, now=1.0, rid="r")["op"],
+        c.delete("ConfigMap", "default", "a", resource_version="", force=False, grace=None, now=1.0, rid="r")[
+            "op"
+        ],
+        c.register_node(node("n"), uid="u", now=1.0, rid="r")["op"],
+        c.heartbeat("n", node_status=None, pods=[], now=1.0, rid="r")["op"],
+        c.lease("m1", 1, now=1.0, duration=3.0)["op"],
+    }
+    assert built == set(st._HANDLERS)
+
+
+def test_a_story_of_commands_applies_in_order() -> None:
+    s = st.State()
+    code, obj = st.apply(s, c.create(cm("a"), uid="u1", now=10.0, rid="r1"))
+    assert code == "ok" and obj["metadata"]["uid"] == "u1"
+    code, obj = st.apply(s, c.update(cm("a", "w"), mode="update", uid="u2", now=11.0, rid="r2"))
+    assert code == "ok" and obj["data"] == {"k": "w"} and obj["metadata"]["uid"] == "u1"
+    code, obj = st.apply(s, c.patch("ConfigMap", "default", "a", {"data": {"k": "x"}}, status=False, now=12.0, rid="r3"))
+    assert code == "ok" and obj["data"] == {"k": "x"}
+    code, _ = st.apply(
+        s, c.delete("ConfigMap", "default", "a", resource_version="", force=False, grace=None, now=13.0, rid="r4")
+    )
+    assert code == "ok" and s.get("ConfigMap", "default", "a") is None
+
+    code, registered = st.apply(s, c.register_node(node("n1"), uid="u3", now=20.0, rid="r5"))
+    assert code == "ok" and registered["metadata"]["uid"] == "u3"
+    assert st.apply(s, c.heartbeat("n1", node_status=None, pods=[], now=25.0, rid="r6"))[0] == "ok"
+    assert s.heartbeats["n1"] == 25.0
+
+
+def test_a_generated_name_takes_the_suffix() -> None:
+    s = st.State()
+    obj = cm("")
+    obj["metadata"] = {"generateName": "cfg-", "namespace": "default"}
+    code, made = st.apply(s, c.create(obj, uid="u", now=1.0, rid="r", suffix="abcde"))
+    assert code == "ok" and made["metadata"]["name"] == "cfg-abcde"
+
+
+def test_a_fenced_command_fails_once_the_lease_moved() -> None:
+    s = st.State()
+    assert st.apply(s, c.lease("m1", 1, now=0.0, duration=3.0))[1]["holder"] == "m1"
+    fenced = c.fenced(c.create(cm("a"), uid="u", now=1.0, rid="r1"), ("m1", 1))
+    assert st.apply(s, fenced)[0] == "ok"
+    assert st.apply(s, c.lease("m2", 2, now=2.0, duration=3.0))[1]["holder"] == "m2"
+    stale = c.fenced(c.create(cm("b"), uid="u", now=3.0, rid="r2"), ("m1", 1))
+    assert st.apply(s, stale)[:2] == ("err", "FAILED_PRECONDITION")
+    assert s.get("ConfigMap", "default", "b") is None
+
+
+def test_a_batch_applies_each_command_with_its_own_result() -> None:
+    s = st.State()
+    tag, results = st.apply(s, c.batch([c.create(cm("a"), uid="u", now=1.0, rid="r1"), c.create(cm("a"), uid="u", now=1.0, rid="r2")]))
+    assert tag == "batch"
+    assert [r[0] for r in results] == ["ok", "err"]
+    assert results[1][1] == "ALREADY_EXISTS"
