@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 
 $(GEN): $(PROTOS) $(STAMP)
 	mkdir -p skiffpb
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@# mypy-protobuf's plugins write the type stubs (.pyi) of the messages and of the gRPC stubs.
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. $(PROTOS)
 	touch skiffpb/__init__.py $(GEN)
 
 install: $(STAMP) $(GEN)
@@ -43,8 +46,11 @@ tools:
 
 protos: $(GEN)
 
+# The style guide's checks: ruff's lints, ruff's formatting, and mypy (configured in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
