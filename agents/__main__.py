@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -150,7 +151,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 
 class _NoLogs:
-    def log_files(self, namespace: str, pod: str, container: str, previous: bool):  # type: ignore[no-untyped-def]
+    def log_files(
+        self, namespace: str, pod: str, container: str, previous: bool
+    ) -> tuple[list[Path], Callable[[], bool]]:
         raise ValueError("hollow node: its pods run no processes and keep no logs")
 
 

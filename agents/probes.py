@@ -22,9 +22,19 @@ import logging
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 log = logging.getLogger(__name__)
+
+
+class _Timing(TypedDict):
+    """The timing and threshold fields every probe kind shares (ProbeSpec's keyword arguments)."""
+
+    initial_delay: float
+    period: float
+    timeout: float
+    success_threshold: int
+    failure_threshold: int
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class ProbeSpec:
     def parse(d: Mapping[str, Any] | None) -> ProbeSpec | None:
         if not d:
             return None
-        common = {
+        common: _Timing = {
             "initial_delay": float(d.get("initialDelaySeconds") or 0),
             "period": float(d.get("periodSeconds") or 10),
             "timeout": float(d.get("timeoutSeconds") or 1),

@@ -310,8 +310,8 @@ def now() -> float:
 def run(cdir: str) -> int:
     with open(os.path.join(cdir, "spec.json"), encoding="utf-8") as f:
         spec = json.load(f)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     instance = spec.get("instance", 0)
     cgroup: Cgroup | None = None
     cg = spec.get("cgroup") or {}

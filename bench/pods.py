@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+
+from orchestrator import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 PODS = 50
@@ -194,21 +195,7 @@ def run() -> dict[str, float]:
             print(f"---- {name.name}\n" + "\n".join(name.read_text(errors="replace").splitlines()[-20:]))
         raise
     finally:
-        _down(state)
-
-
-def _down(state: Path) -> None:
-    """`skiff down`, then SIGKILL any recorded process group that is still alive."""
-    from orchestrator.cli.launcher import group_alive, is_ours
-
-    with contextlib.suppress(Exception):
-        skiff("down", "--state-dir", str(state), "--timeout", "5", timeout=60)
-    with contextlib.suppress(OSError, ValueError):
-        for rec in json.loads((state / "pids.json").read_text()).get("processes", []):
-            pgid = int(rec.get("pgid") or 0)
-            if pgid > 0 and (is_ours(rec) or group_alive(pgid)):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
+        procs.down(state)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def ensure_tools() -> None:
     """wrk and haproxy come from the Makefile's TOOLS (`make bench` installs them)."""
     missing = [t for t in ("wrk", "haproxy") if shutil.which(t) is None]
     if missing:
-        raise SystemExit(f"bench.proxy: {' and '.join(missing)} not installed; run `make bench` (or `make tools`)")
+        raise SystemExit(
+            f"bench.proxy: {' and '.join(missing)} not installed; run `make bench` (or `make tools`)"
+        )
 
 
 def free_port(host: str) -> int:

@@ -43,7 +43,7 @@ class Cluster:
         self.state = state
         self.args = args
         self.config = state / "config.json"
-        self.partitions: list[list[str]] = []
+        self.partitions: list[list[list[str]]] = []  # per partition, its iptables rules
 
     def skiff(self, *argv: str, check: bool = True, timeout: float = 120) -> str:
         proc = subprocess.run(

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[], Awaitable[str]]
 
 
-async def serve(host: str, port: int, routes: dict[str, Handler]) -> asyncio.AbstractServer:
+async def serve(host: str, port: int, routes: dict[str, Handler]) -> asyncio.Server:
     """Serve GET `path` -> text/plain from `routes[path]()`; 404 for anything else."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 from lb import http_route
 from lb.balancer import ROUND_ROBIN, Ejections, Endpoint, Picker, never
@@ -453,7 +454,7 @@ class Proxy:
         self.active: dict[str, int] = {}  # endpoint key -> open connections (least-conn, p2c)
         self.conns: set[ClientSide] = set()
         self.conns_empty: asyncio.Event | None = None
-        self.servers: dict[tuple[str, int], asyncio.AbstractServer] = {}
+        self.servers: dict[tuple[str, int], asyncio.Server] = {}
         self.listen_errors: dict[tuple[str, int], str] = {}
         self.closing = False
         self.table_updates = 0
@@ -463,10 +464,10 @@ class Proxy:
         ejections = self.ejections
         if not draining and not tried and not ejections:
             return never  # the common case: no closure per connection
-        tried = tried or _NOTHING
+        skip: AbstractSet[str] = tried or _NOTHING
 
         def excluded(key: str) -> bool:
-            return key in draining or key in tried or ejections.is_ejected(key, now)
+            return key in draining or key in skip or ejections.is_ejected(key, now)
 
         return excluded
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from orchestrator import errors
 
@@ -31,7 +31,7 @@ class Authenticator:
         with open(path) as f:
             return cls(json.load(f))
 
-    def role(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    def role(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         """The caller's role; raises Unauthenticated for a missing or unknown token."""
         for key, value in metadata or ():
             if key == "authorization":
@@ -42,7 +42,7 @@ class Authenticator:
                 raise errors.Unauthenticated("invalid bearer token")
         raise errors.Unauthenticated("no bearer token in the request (authorization metadata)")
 
-    def require(self, metadata: Sequence[tuple[str, str | bytes]] | None, permission: str) -> str:
+    def require(self, metadata: Iterable[tuple[str, str | bytes]] | None, permission: str) -> str:
         role = self.role(metadata)
         if permission not in PERMISSIONS[role]:
             raise errors.PermissionDenied(f'role "{role}" may not {permission}')

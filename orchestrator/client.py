@@ -98,7 +98,7 @@ class _WriteStream:
     client opens a new stream (on the next master) for its retry.
     """
 
-    def __init__(self, stub: api_grpc.ApiStub, metadata: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, stub: api_grpc.ApiAsyncStub, metadata: tuple[tuple[str, str], ...]) -> None:
         self.call = stub.Write(metadata=metadata)
         self.waiting: dict[str, asyncio.Future[api.WriteResult]] = {}
         self.lock = asyncio.Lock()
@@ -172,7 +172,8 @@ class ApiClient:
         self.call_timeout = call_timeout
         self._current = 0
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, api_grpc.ApiStub] = {}  # one per channel (a stub builds a callable per method)
+        # One per channel (a stub builds a callable per method). ApiStub(an aio channel) is an ApiAsyncStub.
+        self._stubs: dict[str, api_grpc.ApiAsyncStub] = {}
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.pipelined = pipelined
         self._streams: dict[str, _WriteStream] = {}
@@ -191,7 +192,7 @@ class ApiClient:
             self._stubs[address] = api_grpc.ApiStub(ch)
         return ch
 
-    def stub(self, address: str | None = None) -> api_grpc.ApiStub:
+    def stub(self, address: str | None = None) -> api_grpc.ApiAsyncStub:
         address = address or self.current_master
         self.channel(address)
         return self._stubs[address]

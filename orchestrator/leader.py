@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from orchestrator import errors, model
@@ -106,7 +106,7 @@ class LeaseKeeper:
         self,
         store: Store,
         name: str,
-        work: Callable[[LocalCluster], Awaitable[None]],
+        work: Callable[[LocalCluster], Coroutine[Any, Any, None]],  # run as a task: a coroutine
         *,
         duration: float = 3.0,
         renew: float = 0.25,

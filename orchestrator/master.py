@@ -70,7 +70,9 @@ class Master:
         raft = self.store.raft_status()
         revision, digest = self.store.digest()
         lease = self.store.lease()
-        state = {0: "follower", 1: "candidate", 2: "leader"}.get(raft.get("state"), str(raft.get("state")))
+        state = {0: "follower", 1: "candidate", 2: "leader"}.get(
+            raft.get("state", -1), str(raft.get("state"))
+        )
         host = self.options.api_address.rsplit(":", 1)[0]
         return api.MasterStatus(
             name=self.options.name,

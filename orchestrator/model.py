@@ -120,7 +120,7 @@ def validate(obj: Mapping[str, Any]) -> Obj:
             f"(use {info.api_versions[0]})"
         )
     try:
-        json_format.ParseDict(obj, info.message())
+        json_format.ParseDict(dict(obj), info.message())  # ParseDict takes a dict; a shallow copy is enough
     except json_format.ParseError as e:
         raise ValidationError(_one_line(str(e))) from None
     except (TypeError, ValueError) as e:

@@ -52,7 +52,9 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         if event is not None:
             event.set()
 
-    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+    # A coroutine reading and writing through `context` (grpc.aio's reader/writer API), which the generated
+    # servicer stub does not type: it only has the iterator form of a stream handler.
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
         try:
             self.auth.require(context.invocation_metadata(), "node")
             first = await context.read()
@@ -81,8 +83,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         except* _StreamEnded:
             pass
         except* errors.SkiffError as eg:
-            e = eg.exceptions[0]
-            log.info("agent stream node=%s ended: %s", name, e)
+            log.info("agent stream node=%s ended: %s", name, eg.exceptions[0])
         finally:
             if self._dirty.get(name) is dirty:
                 del self._dirty[name]

@@ -16,11 +16,13 @@ from typing import Any
 import grpc
 
 from orchestrator import errors, model
+from orchestrator.api.logs import pod_logs
 from orchestrator.api.status import ANSWERED, guard, guard_stream, status_of
 from orchestrator.auth import Authenticator
-from orchestrator.client import CHANNEL_OPTIONS
+from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.state import not_found
+from orchestrator.store.watch import changes
 from orchestrator.store.writer import Writer, namespace_of
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
@@ -47,26 +49,6 @@ def _kind(name: str) -> str:
         return model.resolve_kind(name)
     except model.ValidationError as e:
         raise errors.NotFound(str(e)) from None
-
-
-class Filter:
-    """A list/watch filter: namespace, label selector, field selector."""
-
-    def __init__(self, kind: str, namespace: str, label_selector: str, field_selector: str) -> None:
-        self.kind = kind
-        self.namespace = namespace if model.KINDS[kind].namespaced else ""
-        try:
-            self.labels = model.parse_selector(label_selector) if label_selector else ()
-            self.fields = model.parse_field_selector(field_selector) if field_selector else ()
-        except model.ValidationError as e:
-            raise errors.Invalid(str(e)) from None
-
-    def __call__(self, obj: Obj) -> bool:
-        if self.namespace and obj["metadata"].get("namespace") != self.namespace:
-            return False
-        if self.labels and not model.requirements_match(self.labels, model.labels_of(obj)):
-            return False
-        return not self.fields or model.fields_match(self.fields, obj)
 
 
 class ApiServicer(api_grpc.ApiServicer):
@@ -210,23 +192,11 @@ class ApiServicer(api_grpc.ApiServicer):
                 if keep(obj):
                     yield api.WatchEvent(type="ADDED", object=encode(obj))
             yield api.WatchEvent(type="BOOKMARK", resource_version=str(rev))
-        loop = asyncio.get_running_loop()
-        last_bookmark = loop.time()
-        while True:
-            changed = self.store.change_event()
-            for ev in self.store.events_after(rev):
-                rev = ev.revision
-                if ev.key.startswith(kind + "/") and keep(ev.obj):
-                    yield api.WatchEvent(type=ev.type, object=encode(ev.obj), resource_version=str(rev))
-                    last_bookmark = loop.time()
-            if loop.time() - last_bookmark >= BOOKMARK_INTERVAL:
-                # Lets a quiet filtered watch resume from a recent revision instead of a too-old one.
-                yield api.WatchEvent(type="BOOKMARK", resource_version=str(rev))
-                last_bookmark = loop.time()
-            try:
-                await asyncio.wait_for(changed.wait(), BOOKMARK_INTERVAL)
-            except TimeoutError:
-                pass
+        async for etype, changed, at in changes(self.store, keep, rev, bookmark_interval=BOOKMARK_INTERVAL):
+            if changed is None:
+                yield api.WatchEvent(type=etype, resource_version=str(at))
+            else:
+                yield api.WatchEvent(type=etype, object=encode(changed), resource_version=str(at))
 
     @guard("read")
     async def Status(self, request: api.ClusterStatusRequest, context: Any) -> api.MasterStatus:
@@ -234,33 +204,5 @@ class ApiServicer(api_grpc.ApiServicer):
 
     @guard_stream("read")
     async def Logs(self, request: api.LogsRequest, context: Any) -> AsyncIterator[api.LogChunk]:
-        namespace = request.namespace or model.DEFAULT_NAMESPACE
-        pod = self.store.get("Pod", namespace, request.pod)
-        if pod is None:
-            raise errors.NotFound(f'pods "{request.pod}" not found')
-        node_name = pod.get("spec", {}).get("nodeName")
-        if not node_name:
-            raise errors.Precondition(f'pod "{request.pod}" is not scheduled to a node yet')
-        node = self.store.get("Node", "", node_name)
-        address = _agent_address(node)
-        if not address:
-            raise errors.Unavailable(f'node "{node_name}" has no agent address')
-        token = self.auth.token_for("node")
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
-            call = api_grpc.AgentStub(channel).Logs(request, metadata=(("authorization", f"Bearer {token}"),))
-            try:
-                async for chunk in call:
-                    yield chunk
-            except grpc.aio.AioRpcError as e:
-                from orchestrator.client import to_error
-
-                raise to_error(e) from None
-
-
-def _agent_address(node: Obj | None) -> str:
-    if node is None:
-        return ""
-    status = node.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
-    return f"{address}:{port}" if address and port else ""
+        async for chunk in pod_logs(self.store, self.auth, request):
+            yield chunk

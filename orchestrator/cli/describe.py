@@ -8,17 +8,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.cli.printers import (
-    endpoint_addresses,
-    event_time,
-    format_labels,
-    format_selector,
-    format_table,
-    node_roles,
-    pod_ip,
-    pod_status,
-    service_external_ip,
-)
+from orchestrator.cli.printers import format_table
 from orchestrator.model import (
     age,
     controller_of,
@@ -33,8 +23,18 @@ from orchestrator.model import (
     pod_is_active,
     resolve_int_or_percent,
 )
+from orchestrator.tables import (
+    endpoint_addresses,
+    event_time,
+    format_labels,
+    format_selector,
+    node_roles,
+    pod_ip,
+    pod_status,
+    service_external_ip,
+)
+from orchestrator.workloads import newest_replicaset
 
-Obj = dict[str, Any]
 KEY_WIDTH = 24
 
 
@@ -496,11 +496,11 @@ def describe_deployment(
             2,
         )
     uid = meta.get("uid")
+    owners = [(rs, controller_of(rs) or {}) for rs in replicasets]
     owned = [
         rs
-        for rs in replicasets
-        if (controller_of(rs) or {}).get("name") == meta.get("name")
-        and (not uid or not (controller_of(rs) or {}).get("uid") or controller_of(rs)["uid"] == uid)
+        for rs, owner in owners
+        if owner.get("name") == meta.get("name") and (not uid or not owner.get("uid") or owner["uid"] == uid)
     ]
     new = newest_replicaset(dep, owned)
     old = [rs for rs in owned if rs is not new and (rs.get("spec") or {}).get("replicas", 0) > 0]
@@ -508,32 +508,6 @@ def describe_deployment(
     w.kv("NewReplicaSet", _rs_summary(new) if new else "<none>")
     _events(w, events_for(dep, events), now)
     return w.text()
-
-
-def revision_of(obj: Mapping[str, Any]) -> int:
-    try:
-        return int(
-            ((obj.get("metadata") or {}).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0)
-        )
-    except ValueError:
-        return 0
-
-
-def _template_without_hash(template: Mapping[str, Any]) -> Obj:
-    t = yaml.safe_load(yaml.safe_dump(dict(template))) or {}
-    labels = (t.get("metadata") or {}).get("labels") or {}
-    labels.pop("pod-template-hash", None)
-    return t
-
-
-def newest_replicaset(dep: Mapping[str, Any], owned: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The ReplicaSet whose template equals the deployment's (ignoring pod-template-hash), else the
-    one with the highest revision."""
-    template = _template_without_hash((dep.get("spec") or {}).get("template") or {})
-    for rs in owned:
-        if _template_without_hash((rs.get("spec") or {}).get("template") or {}) == template:
-            return rs
-    return max(owned, key=revision_of, default=None)
 
 
 def describe_service(
@@ -626,6 +600,4 @@ __all__ = [
     "events_for",
     "kube_time",
     "labels_of",
-    "newest_replicaset",
-    "revision_of",
 ]

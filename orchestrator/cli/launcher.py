@@ -1,7 +1,8 @@
 """`skiff up|down|start|stop|kill`: a local cluster of separate processes on loopback addresses.
 
-Each master, agent and balancer runs as its own process group (start_new_session) with its output in
-logs/<name>.log; pids.json records what was started so `down` stops exactly those groups (never by name).
+Each master, agent and balancer runs as its own process group (start_new_session, orchestrator.procs)
+with its output in logs/<name>.log; pids.json records what was started so `down` stops exactly those
+groups (never by name).
 Readiness is decided by health checks and the API (a leader, Ready nodes), with a deadline.
 """
 
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli.config import config_path, default_config_path
+from orchestrator.cli.parser import Subcommands
+from orchestrator.procs import group_alive, is_ours, signal_group, spawn, stop_records, tail
 
 PIDS = "pids.json"
 LAYOUT = "layout.json"
@@ -53,7 +56,7 @@ def resolve_state_dir(args: argparse.Namespace) -> Path:
     return default_state_dir()
 
 
-# ---------------------------------------------------------------- processes
+# ---------------------------------------------------------------- modules and state files
 
 
 def available(module: str) -> bool:
@@ -62,112 +65,6 @@ def available(module: str) -> bool:
         return importlib.util.find_spec(f"{module}.__main__") is not None
     except (ImportError, ValueError):
         return False
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def is_ours(rec: dict[str, Any]) -> bool:
-    """The recorded process still runs and is the one we started (same group, same command line)."""
-    pid = int(rec.get("pid") or 0)
-    if pid <= 0 or not alive(pid):
-        return False
-    try:
-        if os.getpgid(pid) != int(rec["pgid"]):
-            return False
-    except ProcessLookupError:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        argv = [a.encode() for a in rec.get("argv") or []]
-        return not argv or cmdline[1 : len(argv)] == argv[1:]
-    except OSError:
-        return True
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def signal_group(rec: dict[str, Any], sig: int) -> bool:
-    """Send `sig` to the recorded process group if it is still ours; True when sent."""
-    if not is_ours(rec):
-        return False
-    try:
-        os.killpg(int(rec["pgid"]), sig)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def stop_records(records: list[dict[str, Any]], timeout: float) -> list[str]:
-    """SIGTERM each recorded group, wait up to `timeout`, SIGKILL what is left. Returns the names stopped."""
-    stopped = [r["name"] for r in records if signal_group(r, signal.SIGTERM)]
-    deadline = time.monotonic() + timeout
-    pending = [r for r in records if r["name"] in stopped]
-    while pending and time.monotonic() < deadline:
-        pending = [r for r in pending if alive(int(r["pid"]))]
-        if pending:
-            time.sleep(0.05)
-    for r in pending:
-        try:
-            os.killpg(int(r["pgid"]), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    # The groups may still hold helpers of the leader (the main process exited first): kill them too.
-    for r in records:
-        if r["name"] in stopped and group_alive(int(r["pgid"])):
-            try:
-                os.killpg(int(r["pgid"]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return stopped
-
-
-def tail(path: str | Path, lines: int = 20) -> str:
-    try:
-        data = Path(path).read_bytes()[-16384:].decode(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(data[-lines:])
-
-
-def spawn(rec: dict[str, Any]) -> subprocess.Popen[bytes]:
-    """Start the recorded argv in its own session with output appended to its log; fills pid/pgid."""
-    Path(rec["log"]).parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(rec["log"], "ab") as log:
-        log.write(f"---- skiff: starting {rec['name']} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            rec["argv"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    rec["pid"] = proc.pid
-    rec["pgid"] = proc.pid
-    return proc
 
 
 def read_pids(state: Path) -> dict[str, Any]:
@@ -502,7 +399,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             (state / PIDS).unlink(missing_ok=True)
         raise
 
-    config = {"masters": [m["api"] for m in layout.masters], "token": tokens["admin"], "stateDir": str(state)}
+    config: dict[str, Any] = {
+        "masters": [m["api"] for m in layout.masters],
+        "token": tokens["admin"],
+        "stateDir": str(state),
+    }
     if layout.lb:
         config["lb"] = layout.lb
     write_json(state / "config.json", config, 0o600)
@@ -653,13 +554,11 @@ def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespa
     return run
 
 
-def add_commands(sub: Any, add_global: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register up/down/start/stop/kill on the `skiff` subparsers."""
+def register(sub: Subcommands) -> None:
+    """up/down/start/stop/kill: local verbs (they need no cluster to answer), each with --state-dir."""
 
     def cmd(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        add_global(p)
-        p.set_defaults(launcher=_wrap(fn), handler=None, command_path=name)
+        p = sub.add(name, help_, local=_wrap(fn))
         p.add_argument("--state-dir", help="cluster state directory (default ~/.skiff/cluster)")
         return p
 

@@ -37,29 +37,12 @@ from orchestrator.controllers.base import (
     split_key,
 )
 from orchestrator.controllers.replicaset import desired_replicas, pod_is_available, ready_since
+from orchestrator.workloads import HASH_LABEL, REVISION, deployment_template_hash, revision_of
 
 log = logging.getLogger(__name__)
 
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
 DEFAULT_HISTORY = 10
 DEFAULT_PROGRESS_DEADLINE = 600
-
-
-def deployment_template_hash(deployment: Obj) -> str:
-    """model.template_hash of the template without the pod-template-hash label."""
-    template = copy.deepcopy(deployment["spec"].get("template") or {})
-    labels = (template.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    return model.template_hash(template)
-
-
-def revision_of(rs: Obj) -> int:
-    try:
-        return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
 
 
 def surge_and_unavailable(deployment: Obj) -> tuple[int, int]:

@@ -68,7 +68,7 @@ def pod_subset(service: Obj, pod: Obj) -> Obj | None:
 
 
 def _subset_order(subset: Obj) -> tuple[Any, ...]:
-    address = (subset.get("addresses") or subset.get("notReadyAddresses"))[0]
+    address = (subset.get("addresses") or subset["notReadyAddresses"])[0]  # pod_subset sets one of them
     return (address["ip"], [p["port"] for p in subset["ports"]], address["targetRef"]["name"])
 
 

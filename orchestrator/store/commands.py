@@ -28,9 +28,7 @@ def update(obj: Obj, *, mode: str, uid: str, now: float, rid: str) -> Command:
     return {"op": "update", "obj": obj, "mode": mode, "uid": uid, "now": now, "rid": rid}
 
 
-def patch(
-    kind: str, namespace: str, name: str, body: Obj, *, status: bool, now: float, rid: str
-) -> Command:
+def patch(kind: str, namespace: str, name: str, body: Obj, *, status: bool, now: float, rid: str) -> Command:
     """JSON-merge-patch an object's spec and metadata, or only its status with `status`."""
     return {
         "op": "patch",

@@ -12,6 +12,7 @@ inside the running loop.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import logging
 import os
@@ -71,7 +72,7 @@ class _SourceBoundConnection(_tcp_connection.TcpConnection):
 
     def setSockoptKeepalive(self) -> None:
         super().setSockoptKeepalive()
-        sock = self._TcpConnection__socket  # type: ignore[attr-defined]
+        sock = self._TcpConnection__socket
         if _source_host and sock is not None and sock.getsockname()[1] == 0:
             sock.bind((_source_host, 0))
 
@@ -109,10 +110,10 @@ class _StoredZlib:
     decompress = staticmethod(zlib.decompress)
 
 
-_tcp_connection.zlib = _StoredZlib  # type: ignore[attr-defined]
+_tcp_connection.zlib = _StoredZlib
 
 
-_on_message_received = SyncObj._SyncObj__onMessageReceived  # type: ignore[attr-defined]
+_on_message_received = SyncObj._SyncObj__onMessageReceived
 
 
 def _keep_next_index_on_late_ack(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
@@ -132,7 +133,7 @@ def _keep_next_index_on_late_ack(self: SyncObj, node: Any, message: dict[str, An
     if message.get("type") != "next_node_idx":
         _on_message_received(self, node, message)
         return
-    next_index = self._SyncObj__raftNextIndex  # type: ignore[attr-defined]
+    next_index = self._SyncObj__raftNextIndex
     sent = next_index.get(node)
     _on_message_received(self, node, message)
     now = next_index.get(node)
@@ -141,13 +142,13 @@ def _keep_next_index_on_late_ack(self: SyncObj, node: Any, message: dict[str, An
     if message.get("reset"):
         # Retry only when this answer moved the index back: answers to probes already superseded
         # would otherwise each start a walk of their own.
-        if now < sent and self._isLeader() and node in self._SyncObj__connectedNodes:  # type: ignore[attr-defined]
-            self._SyncObj__sendAppendEntries()  # type: ignore[attr-defined]
+        if now < sent and self._isLeader() and node in self._SyncObj__connectedNodes:
+            self._SyncObj__sendAppendEntries()
     elif message.get("success") and now < sent:
         next_index[node] = sent
 
 
-SyncObj._SyncObj__onMessageReceived = _keep_next_index_on_late_ack  # type: ignore[attr-defined]
+SyncObj._SyncObj__onMessageReceived = _keep_next_index_on_late_ack
 
 
 class _Replica(SyncObjConsumer):
@@ -335,7 +336,8 @@ class Store:
         with self._replica._lock:
             return self._replica.state.objects.get(kind, {}).get(key_of(kind, namespace, name))
 
-    def list(self, kind: str, namespace: str = "") -> tuple[list[Obj], int]:
+    # `list` below names the method inside this class body: annotations from here on say builtins.list.
+    def list(self, kind: str, namespace: str = "") -> tuple[builtins.list[Obj], int]:
         """(objects, revision) at one consistent revision."""
         with self._replica._lock:
             s = self._replica.state
@@ -345,14 +347,14 @@ class Store:
             items = [o for o in items if o["metadata"].get("namespace") == namespace]
         return items, rev
 
-    def pods_on_node(self, node: str) -> tuple[list[Obj], int]:
+    def pods_on_node(self, node: str) -> tuple[builtins.list[Obj], int]:
         with self._replica._lock:
             s = self._replica.state
             pods = s.objects.get("Pod", {})
             items = [pods[k] for k in s.pods_by_node.get(node, {}) if k in pods]
             return items, s.revision
 
-    def events_after(self, revision: int) -> list[st.Event]:
+    def events_after(self, revision: int) -> builtins.list[st.Event]:
         """Events with a revision > `revision`. Raises errors.TooOld if history no longer has them."""
         with self._replica._lock:
             s = self._replica.state

@@ -436,7 +436,7 @@ def _heartbeat(state: State, cmd: dict[str, Any]) -> Result:
     state.heartbeats[name] = max(now, state.heartbeats.get(name, 0.0))
     status = cmd.get("node_status")
     conditions = (node.get("status") or {}).get("conditions") or []
-    ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
     if status is not None or ready.get("status") != "True":
         new_status = {**(node.get("status") or {}), **(status or {})}
         new_status["conditions"] = _ready_condition(conditions, now)

@@ -69,7 +69,11 @@ class Writer:
         named = bool(obj["metadata"].get("name"))
         for _ in range(NAME_ATTEMPTS):
             cmd = commands.create(
-                obj, uid=str(uuid.uuid4()), now=time.time(), rid=_rid(rid), suffix=None if named else _suffix()
+                obj,
+                uid=str(uuid.uuid4()),
+                now=time.time(),
+                rid=_rid(rid),
+                suffix=None if named else _suffix(),
             )
             try:
                 return await self._propose(cmd)

@@ -47,8 +47,10 @@ class FakeGateway(api_grpc.NodeGatewayServicer):
         if self.server is not None:
             await self.server.stop(0)
 
-    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        md = dict(context.invocation_metadata())
+    # Reads and writes through `context` (grpc.aio's reader/writer API), which the generated servicer stub
+    # does not type: it only has the iterator form of a stream handler.
+    async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
+        md = dict(context.invocation_metadata() or ())
         if md.get("authorization") != f"Bearer {TOKEN}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
         first = await context.read()
@@ -86,7 +88,9 @@ def demo_pod(name: str) -> dict:
 
 
 def is_ready(st: dict | None) -> bool:
-    return bool(st) and any(c["type"] == "Ready" and c["status"] == "True" for c in st["conditions"])
+    if not st:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in st["conditions"])
 
 
 async def until(pred: Any, timeout: float = 10.0) -> Any:
@@ -232,9 +236,11 @@ async def test_logs_service_tail_follow_and_auth(tmp_path: Path) -> None:
 
             call = stub.Logs(api.LogsRequest(pod="p1", tail_lines=1, follow=True), metadata=md)
             first = await call.read()
+            assert isinstance(first, api.LogChunk)  # read() is typed as the message or EOF (an object)
             assert first.data == b"three\n"
             await asyncio.to_thread(log.write_bytes, b"one\ntwo\nthree\nfour\n")
             nxt = await asyncio.wait_for(call.read(), 2)
+            assert isinstance(nxt, api.LogChunk)
             assert nxt.data == b"four\n"
             running[0] = False
             with contextlib.suppress(asyncio.TimeoutError):

@@ -72,6 +72,7 @@ async def test_bytes_both_ways_and_nodelay(cleanup: list) -> None:
     got = await reader.readexactly(len(payload))
     assert got == payload
     (conn,) = proxy.conns
+    assert conn.up is not None  # connected upstream: the bytes went through
     for tr in (conn.transport, conn.up):
         sock = tr.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
@@ -140,6 +141,7 @@ async def test_backpressure_slow_reader_bounded_memory(cleanup: list) -> None:
     # Stall: the source keeps pushing, the proxy must stop reading it.
     await asyncio.sleep(1.0)
     (conn,) = proxy.conns
+    assert conn.up is not None
     held = conn.transport.get_write_buffer_size() + conn.up.get_write_buffer_size()
     assert held <= 2 * WRITE_HIGH + 512 * 1024, held
     assert (rss_kib() - before) < 40 * 1024

@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,7 +59,7 @@ class Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run_cluster(on_message: object) -> tuple[list[int], int, list[str]]:
+def run_cluster(on_message: Callable[[SyncObj, object, dict], None]) -> tuple[list[int], int, list[str]]:
     """Pipeline WRITES commands on the leader, with `on_message` as SyncObj's message handler.
 
     Returns each node's applied count, the number of log entries the followers received, and the
@@ -70,9 +70,9 @@ def run_cluster(on_message: object) -> tuple[list[int], int, list[str]]:
     def counting(self: SyncObj, node: object, message: dict) -> None:
         if message.get("type") == "append_entries":
             received[0] += len(message.get("entries", ()))
-        on_message(self, node, message)  # type: ignore[operator]
+        on_message(self, node, message)
 
-    SyncObj._SyncObj__onMessageReceived = counting  # type: ignore[attr-defined]
+    SyncObj._SyncObj__onMessageReceived = counting
     addrs = [free_address() for _ in range(3)]
     nodes = [Counter(a, [p for p in addrs if p != a]) for a in addrs]
     records = Records()
@@ -108,9 +108,9 @@ def run_cluster(on_message: object) -> tuple[list[int], int, list[str]]:
 
 @pytest.fixture(autouse=True)
 def restore_handler() -> Iterator[None]:
-    patched = SyncObj._SyncObj__onMessageReceived  # type: ignore[attr-defined]
+    patched = SyncObj._SyncObj__onMessageReceived
     yield
-    SyncObj._SyncObj__onMessageReceived = patched  # type: ignore[attr-defined]
+    SyncObj._SyncObj__onMessageReceived = patched
 
 
 # Each follower gets every write once, plus the empty entry a new leader appends.

@@ -108,7 +108,9 @@ def demo_pod(name: str = "demo-1") -> dict:
 
 
 def ready(st: dict | None) -> bool:
-    return bool(st) and any(c["type"] == "Ready" and c["status"] == "True" for c in st["conditions"])
+    if not st:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in st["conditions"])
 
 
 def cstatus(st: dict | None, i: int = 0) -> dict:

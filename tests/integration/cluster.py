@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orchestrator.cli.launcher import group_alive, is_ours
 from orchestrator.client import ApiClient
 from orchestrator.errors import SkiffError
+from orchestrator.procs import group_alive, is_ours
 
 REPO = Path(__file__).resolve().parents[2]
 _slots = itertools.count()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from orchestrator.client import ApiClient
+from skiffpb import api_pb2 as api
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"admin-token": "admin", "viewer-token": "viewer", "node-token": "node"}
@@ -93,8 +94,8 @@ class MasterSet:
     def client(self, token: str = "admin-token", masters: list[str] | None = None, **kw) -> ApiClient:
         return ApiClient(masters or self.api, token, **kw)
 
-    async def statuses(self, client: ApiClient) -> dict[int, object]:
-        out = {}
+    async def statuses(self, client: ApiClient) -> dict[int, api.MasterStatus]:
+        out: dict[int, api.MasterStatus] = {}
         for i, address in enumerate(self.api):
             if i in self.procs:
                 try:

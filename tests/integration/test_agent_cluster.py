@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.integration.masters import ROOT, MasterSet
 
 pytestmark = pytest.mark.integration
 AGENT_ADDRESS = "127.0.60.10"
+T = TypeVar("T")
 
 
 class Agent:
@@ -78,9 +80,9 @@ def ready(pod: dict) -> bool:
     )
 
 
-async def until(fn, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+async def until(fn: Callable[[], Awaitable[T | None]], timeout: float = 15.0) -> T:
     deadline = time.monotonic() + timeout
-    last = None
+    last: T | Exception | None = None
     while time.monotonic() < deadline:
         try:
             last = await fn()

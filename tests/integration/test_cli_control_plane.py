@@ -55,6 +55,7 @@ def test_cluster_status_shows_one_leader_and_equal_digests(cluster: Cluster) -> 
         return rows if ok else None
 
     rows = cluster.wait_for(converged, "3 masters, one leader, equal digests")
+    assert rows is not None  # wait_for returns only a truthy value
     assert {r[0] for r in rows} == {"m1", "m2", "m3"}
     assert cluster.skiff("cluster-info", check=True).stdout.startswith("Skiff control plane is running at")
 
@@ -105,6 +106,7 @@ def test_deployment_lifecycle(cluster: Cluster) -> None:
         return text if "2 desired" in text and "NewReplicaSet:" in text else None
 
     text = cluster.wait_for(described, "describe shows the scaled deployment")
+    assert text is not None
     assert "StrategyType:           RollingUpdate" in text
     cluster.wait_for(lambda: "demo-" in cluster.skiff("get", "rs", "-l", "app=demo").stdout, "a replicaset")
     assert cluster.skiff("rollout", "history", "deploy/demo", check=True).stdout.startswith(
@@ -133,7 +135,14 @@ def test_watch_prints_a_change(cluster: Cluster) -> None:
     cluster.skiff("apply", "-f", "-", input=cm_manifest("watched"), check=True)
     proc = cluster.popen_skiff("get", "cm", "watched", "-w", "--show-labels")
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    stdout = proc.stdout
+    assert stdout is not None  # popen_skiff pipes it
+
+    def pump() -> None:
+        for x in stdout:
+            lines.put(x)
+
+    reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     seen: list[str] = []
 
@@ -202,7 +211,9 @@ def test_kill_and_restart_a_master(cluster: Cluster) -> None:
         followers = [r[0] for r in rows if r[2] == "follower"]
         return (leaders[0], followers[0]) if leaders and followers else None
 
-    _, follower = cluster.wait_for(leader_and_follower, "a leader and a follower")
+    found = cluster.wait_for(leader_and_follower, "a leader and a follower")
+    assert found is not None
+    _, follower = found
     cluster.kill(follower)
     cluster.wait_for(
         lambda: "unreachable" in cluster.skiff("cluster", "status").stdout, "the killed master unreachable"

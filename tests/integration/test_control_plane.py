@@ -127,7 +127,7 @@ async def test_api_errors_map_to_status_codes(masters: MasterSet, pipelined: boo
     with pytest.raises(errors.Unauthenticated):
         await masters.client(token="wrong", pipelined=pipelined).create(cm("wrong-token"))
     no_token = ApiClient(masters.api, "")
-    no_token._metadata = ()
+    no_token._metadata = ()  # type: ignore[assignment]  # deliberately no authorization entry at all
     with pytest.raises(errors.Unauthenticated):
         await no_token.list("ConfigMap")
     viewer = masters.client(token="viewer-token", pipelined=pipelined)
@@ -202,6 +202,7 @@ async def test_watch_resumes_on_another_master_without_gaps_or_repeats(masters: 
         async for ev in watcher.watch("ConfigMap", resource_version=rv):
             if ev.type == "BOOKMARK":
                 continue
+            assert ev.obj is not None
             seen.append(ev.obj["metadata"]["name"])
             if len(seen) == 60:
                 done.set()

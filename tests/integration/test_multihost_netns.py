@@ -224,7 +224,7 @@ async def until(fn: Callable[[], Awaitable[T | None]], what: str, timeout: float
         except errors.SkiffError as e:
             last = e
         if last and not isinstance(last, Exception):
-            return last  # type: ignore[return-value]
+            return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last={last!r}")
 

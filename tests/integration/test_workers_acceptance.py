@@ -22,6 +22,7 @@ left (the extra agent of test 4 is reaped by its own finaliser).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -168,7 +169,9 @@ def wait_running_ready(c: Cluster, api: Api, name: str, timeout: float = 20) -> 
         p = api.pod(name)
         return p if p.get("status", {}).get("phase") == "Running" and is_ready(p) else None
 
-    return c.wait_for(probe, f"pod {name} Running and Ready", timeout=timeout)
+    p = c.wait_for(probe, f"pod {name} Running and Ready", timeout=timeout)
+    assert p is not None  # wait_for returns only a truthy value
+    return p
 
 
 def http_get(pod: dict[str, Any], timeout: float = 2.0) -> tuple[str, str]:
@@ -234,7 +237,7 @@ def connected_master(c: Cluster, worker: str, after: int = 0) -> str | None:
 def test_nodes_ready_with_capacity(cluster: Cluster) -> None:
     c = cluster
     for w in ("worker-1", "worker-2"):
-        c.wait_for(lambda w=w: node_ready(c, w), f"{w} Ready in skiff get nodes", timeout=20)
+        c.wait_for(functools.partial(node_ready, c, w), f"{w} Ready in skiff get nodes", timeout=20)
     nodes = json.loads(c.skiff("get", "nodes", "-o", "json", check=True).stdout)
     items = {n["metadata"]["name"]: n for n in nodes["items"]}
     for w in ("worker-1", "worker-2"):
@@ -257,7 +260,7 @@ def test_pods_run_demo_image_and_serve_their_name(cluster: Cluster, api: Api) ->
         wait_running_ready(c, api, name)
         p = pod_json(c, name)
         assert p["spec"]["nodeName"] in ("worker-1", "worker-2"), p["spec"]
-        body, header = c.wait_for(lambda p=p: http_get(p), f"{name} answers HTTP", timeout=10)
+        body, header = c.wait_for(functools.partial(http_get, p), f"{name} answers HTTP", timeout=10)
         assert f"Hello from {name}" in body, body
         if os.geteuid() == 0:  # UTS namespace: the page names the container's own hostname = pod name
             assert header == name, header
@@ -286,6 +289,7 @@ def test_container_kill_restarts_within_a_second(cluster: Cluster, api: Api) -> 
         return new if new["instance"] > rec["instance"] and alive(new["pid"]) else None
 
     new = c.wait_for(restarted, "a new container process", timeout=5, interval=0.005)
+    assert new is not None
     restart_s = time.monotonic() - t0
     c.wait_for(
         lambda: cstatus(api.pod("web")).get("restartCount") == before + 1,
@@ -498,6 +502,7 @@ def test_memory_limit_oomkilled(cluster: Cluster, api: Api) -> None:
             return cstatus(api.pod("hog")).get("state", {}).get("terminated")
 
         term = c.wait_for(terminated, "hog terminated", timeout=30)
+        assert term is not None
         assert term.get("reason") == "OOMKilled", f"want reason OOMKilled, got {term}"
         out = c.skiff("get", "pod", "hog", "-o", "json", check=True).stdout
         assert (
@@ -525,7 +530,7 @@ def test_logs_and_follow(cluster: Cluster, api: Api) -> None:
     try:
         c.wait_for(lambda: api.pod("ticker").get("status", {}).get("phase") == "Running", "ticker Running")
         out = c.wait_for(
-            lambda: (o := c.skiff("logs", "ticker").stdout) and "tick-1\n" in o and o,
+            lambda: o if "tick-1\n" in (o := c.skiff("logs", "ticker").stdout) else "",
             "skiff logs prints the container's output",
             timeout=10,
         )
@@ -586,7 +591,7 @@ def test_master_kill_agent_fails_over_without_restarts(cluster: Cluster, api: Ap
     c = cluster
     masters = c.master_addresses
     for w in ("worker-1", "worker-2"):
-        c.wait_for(lambda w=w: node_ready(c, w), f"{w} Ready")
+        c.wait_for(functools.partial(node_ready, c, w), f"{w} Ready")
     addr = connected_master(c, "worker-1")
     assert addr in masters, f"worker-1 connected to {addr!r}, masters {masters}"
     victim = f"m{masters.index(addr) + 1}"
@@ -616,7 +621,7 @@ def test_master_kill_agent_fails_over_without_restarts(cluster: Cluster, api: Ap
         assert failover < 3.0, f"agent failover took {failover:.3f}s (want < 3 s): {moved}"
         # Heartbeats flow again through the new master: nodes stay/return Ready; no container restarted.
         for w in ("worker-1", "worker-2"):
-            c.wait_for(lambda w=w: node_ready(c, w), f"{w} Ready after failover", timeout=10)
+            c.wait_for(functools.partial(node_ready, c, w), f"{w} Ready after failover", timeout=10)
         after = snapshot(c, api)
         assert after == before, (
             f"containers restarted by the master failover:\nbefore {before}\nafter  {after}"

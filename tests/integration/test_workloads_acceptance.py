@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from orchestrator import errors, model
-from orchestrator.cli.launcher import alive
 from orchestrator.client import ApiClient
+from orchestrator.procs import alive
 from tests.integration.cluster import REPO, Cluster, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import procs
 from orchestrator.cli import launcher as L
 
 
@@ -54,15 +55,15 @@ def test_spawn_stop_and_identity(tmp_path: Path) -> None:
         "argv": [sys.executable, "-c", "import time; time.sleep(60)"],
         "log": str(tmp_path / "s.log"),
     }
-    proc = L.spawn(rec)
+    proc = procs.spawn(rec)
     try:
         assert rec["pgid"] == proc.pid == os.getpgid(proc.pid)
-        assert L.is_ours(rec)
-        assert not L.is_ours({**rec, "argv": [sys.executable, "-c", "other"]})
-        assert L.stop_records([rec], timeout=5) == ["sleeper"]
+        assert procs.is_ours(rec)
+        assert not procs.is_ours({**rec, "argv": [sys.executable, "-c", "other"]})
+        assert procs.stop_records([rec], timeout=5) == ["sleeper"]
         proc.wait(timeout=5)
-        assert not L.is_ours(rec)
-        assert L.stop_records([rec], timeout=1) == []
+        assert not procs.is_ours(rec)
+        assert procs.stop_records([rec], timeout=1) == []
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import errors
-from orchestrator.cli import commands as c
+from orchestrator.cli import apply
+from orchestrator.cli import common as c
 from orchestrator.cli.config import ClientConfig
 from orchestrator.cli.main import main, parse_args
+from orchestrator.cli.rollout import rollout_message
 
 
 @pytest.mark.parametrize(
@@ -180,17 +182,17 @@ def test_rollout_messages() -> None:
             "status": {"observedGeneration": observed, **st},
         }
 
-    assert c.rollout_message(dep(2, 1, 3)) == ("Waiting for deployment spec update to be observed...", False)
-    assert c.rollout_message(dep(1, 1, 3, updatedReplicas=1, replicas=3))[0].endswith(
+    assert rollout_message(dep(2, 1, 3)) == ("Waiting for deployment spec update to be observed...", False)
+    assert rollout_message(dep(1, 1, 3, updatedReplicas=1, replicas=3))[0].endswith(
         "1 out of 3 new replicas have been updated..."
     )
-    assert c.rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=4))[0].endswith(
+    assert rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=4))[0].endswith(
         "1 old replicas are pending termination..."
     )
-    assert c.rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=3, availableReplicas=2))[0].endswith(
+    assert rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=3, availableReplicas=2))[0].endswith(
         "2 of 3 updated replicas are available..."
     )
-    assert c.rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=3, availableReplicas=3)) == (
+    assert rollout_message(dep(1, 1, 3, updatedReplicas=3, replicas=3, availableReplicas=3)) == (
         'deployment "demo" successfully rolled out',
         True,
     )
@@ -207,11 +209,11 @@ def test_rollout_messages() -> None:
     ],
 )
 def test_is_subset(want: dict, have: dict, same: bool) -> None:
-    assert c.is_subset(want, have) is same
+    assert apply.is_subset(want, have) is same
 
 
 def test_deployment_manifest_like_kubectl_run() -> None:
-    d = c.deployment_manifest(
+    d = apply.deployment_manifest(
         "demo", "jweissig/alpine-k8s-pod-lb-demo:latest", "default", replicas=2, port=5005
     )
     assert d["spec"]["selector"]["matchLabels"] == {"app": "demo"}

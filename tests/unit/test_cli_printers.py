@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import yaml
 
+from orchestrator import tables
 from orchestrator.cli import printers as p
 from orchestrator.model import parse_time
 
@@ -20,9 +22,7 @@ def meta(name: str, created: str = T_5S, **extra: object) -> dict:
     return {"name": name, "namespace": "default", "creationTimestamp": created, **extra}
 
 
-def pod(
-    name: str = "demo-abc", *, statuses: list | None = None, phase: str = "Running", **kw: object
-) -> dict:
+def pod(name: str = "demo-abc", *, statuses: list | None = None, phase: str = "Running", **kw: Any) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -80,12 +80,12 @@ def terminated(reason: str = "", exit_code: int = 0, signal: int = 0) -> dict:
     ],
 )
 def test_pod_status(obj: dict, want: str) -> None:
-    assert p.pod_status(obj) == want
+    assert tables.pod_status(obj) == want
 
 
 def test_pod_status_completed_with_running_container_is_running() -> None:
     obj = pod(statuses=[terminated("Completed"), running(True)])
-    assert p.pod_status(obj) == "Running"
+    assert tables.pod_status(obj) == "Running"
 
 
 def test_pods_table_and_wide() -> None:
@@ -125,7 +125,7 @@ def test_pods_table_and_wide() -> None:
 def test_restarts_with_last_finish_time() -> None:
     cs = running(True, restarts=3)
     cs["lastState"] = {"terminated": {"exitCode": 1, "finishedAt": T_3M}}
-    assert p.pod_restarts(pod(statuses=[cs]), NOW) == "3 (3m ago)"
+    assert tables.pod_restarts(pod(statuses=[cs]), NOW) == "3 (3m ago)"
 
 
 def test_all_namespaces_labels_no_headers() -> None:
@@ -218,13 +218,17 @@ def test_services(spec: dict, status: dict, cells: list[str]) -> None:
 def test_endpoints_truncates_after_three() -> None:
     subsets = [{"addresses": [{"ip": f"127.0.2.{i}"}], "ports": [{"port": 40000 + i}]} for i in range(1, 5)]
     ep = {"kind": "Endpoints", "metadata": meta("demo"), "subsets": subsets}
-    assert p.endpoint_addresses(ep) == "127.0.2.1:40001,127.0.2.2:40002,127.0.2.3:40003 + 1 more..."
+    assert tables.endpoint_addresses(ep) == "127.0.2.1:40001,127.0.2.2:40002,127.0.2.3:40003 + 1 more..."
     empty = {"kind": "Endpoints", "metadata": meta("none"), "subsets": [{"notReadyAddresses": [{"ip": "x"}]}]}
     assert p.table("Endpoints", [empty], NOW).splitlines()[1].split() == ["none", "<none>", "5s"]
 
 
 def test_ingress_address_from_config_then_status() -> None:
-    ing = {"kind": "Ingress", "metadata": meta("basic-ingress"), "spec": {"backend": {"serviceName": "demo"}}}
+    ing: dict[str, Any] = {
+        "kind": "Ingress",
+        "metadata": meta("basic-ingress"),
+        "spec": {"backend": {"serviceName": "demo"}},
+    }
     line = p.table("Ingress", [ing], NOW, p.TableOptions(lb_address="127.0.0.1:8080")).splitlines()[1]
     assert line.split() == ["basic-ingress", "<none>", "*", "127.0.0.1:8080", "80", "5s"]
     ing["status"] = {"loadBalancer": {"ingress": [{"ip": "127.0.0.9"}]}}
@@ -264,7 +268,7 @@ def node(ready: str = "True", unschedulable: bool = False) -> dict:
     ],
 )
 def test_node_status(obj: dict, status: str) -> None:
-    assert p.node_status(obj) == status
+    assert tables.node_status(obj) == status
 
 
 def test_nodes_table_wide() -> None:

@@ -18,7 +18,7 @@ OURS = ("orchestrator", "agents", "lb", "chaos", "bench")
 
 ERRORS, MODEL = "orchestrator.errors", "orchestrator.model"
 PURE = (ERRORS, MODEL, "orchestrator.workloads", "orchestrator.tables")
-CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.auth", "orchestrator.procs")
+CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs")
 
 # module prefix -> what it may import of ours (None: wiring, anything below it).
 RULES: dict[str, tuple[str, ...] | None] = {
@@ -34,8 +34,24 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.store": (ERRORS, MODEL, "orchestrator.store"),
     "orchestrator.controllers": (*PURE, "orchestrator.scheduling", "orchestrator.controllers"),
     "orchestrator.leader": (ERRORS, MODEL, "orchestrator.store"),
-    "orchestrator.api": (*PURE, "orchestrator.auth", "orchestrator.client", "orchestrator.store", "orchestrator.api"),
-    "orchestrator.cli": (*CLIENT_SIDE, "orchestrator.cli"),
+    "orchestrator.api": (
+        *PURE,
+        "orchestrator.auth",
+        "orchestrator.client",
+        "orchestrator.store",
+        "orchestrator.api",
+    ),
+    "orchestrator.kubeapi": (
+        *PURE,
+        "orchestrator.auth",
+        "orchestrator.client",
+        "orchestrator.store",
+        "orchestrator.api",
+        "orchestrator.kubeapi",
+    ),
+    "orchestrator.certs": (),
+    "orchestrator.kubeconfig": (),
+    "orchestrator.cli": (*CLIENT_SIDE, "orchestrator.kubeconfig", "orchestrator.certs", "orchestrator.cli"),
     "orchestrator.demo": (*CLIENT_SIDE, "orchestrator.cli"),
     "agents": (*CLIENT_SIDE, "agents"),
     "lb": (*CLIENT_SIDE, "lb"),
@@ -85,7 +101,9 @@ def wrong_way(module: str, imported: set[str]) -> list[str]:
     if allowed is None:
         return []
     return sorted(
-        m for m in imported if m != "orchestrator" and not any(m == a or m.startswith(a + ".") for a in allowed)
+        m
+        for m in imported
+        if m != "orchestrator" and not any(m == a or m.startswith(a + ".") for a in allowed)
     )
 
 
@@ -103,13 +121,26 @@ def test_imports_point_one_way(path: Path) -> None:
         ("agents.agent", "from orchestrator.store.raft import Store", ["orchestrator.store.raft"]),
         ("lb.watch", "from orchestrator.controllers import base", ["orchestrator.controllers.base"]),
         ("orchestrator.store.state", "from orchestrator.api import servicer", ["orchestrator.api.servicer"]),
-        ("orchestrator.store.raft", "import orchestrator.controllers.manager", ["orchestrator.controllers.manager"]),
+        (
+            "orchestrator.store.raft",
+            "import orchestrator.controllers.manager",
+            ["orchestrator.controllers.manager"],
+        ),
         ("orchestrator.cli.main", "from orchestrator import leader", ["orchestrator.leader"]),
         ("orchestrator.model", "from orchestrator.client import ApiClient", ["orchestrator.client"]),
         ("agents.agent", "from orchestrator import errors, model", []),
         ("orchestrator.cli.main", "from orchestrator.client import ApiClient", []),
     ],
-    ids=["agent-store", "lb-controllers", "store-api", "store-controllers", "cli-leader", "model-client", "ok-agent", "ok-cli"],
+    ids=[
+        "agent-store",
+        "lb-controllers",
+        "store-api",
+        "store-controllers",
+        "cli-leader",
+        "model-client",
+        "ok-agent",
+        "ok-cli",
+    ],
 )
 def test_a_wrong_way_import_is_caught(module: str, source: str, bad: list[str]) -> None:
     assert wrong_way(module, imports_of(source, module.rpartition(".")[0])) == bad

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import pytest
 
 from agents import probes
@@ -25,7 +27,12 @@ def test_defaults_match_kubernetes() -> None:
     assert ProbeSpec.parse(None) is None
 
 
-def run(kind: str, outcomes: str, **kw: int) -> list[bool]:
+class Thresholds(TypedDict, total=False):
+    success_threshold: int
+    failure_threshold: int
+
+
+def run(kind: str, outcomes: str, **kw: Unpack[Thresholds]) -> list[bool]:
     spec = ProbeSpec("tcp", **kw)
     t = probes.initial_tally(kind)
     out = []

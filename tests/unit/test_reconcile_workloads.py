@@ -11,15 +11,9 @@ from hypothesis import strategies as st
 
 from orchestrator import model
 from orchestrator.controllers.base import Create, Delete, Patch, Update
-from orchestrator.controllers.deployment import (
-    HASH_LABEL,
-    REVISION,
-    deployment_template_hash,
-    new_replica_set,
-    reconcile_deployment,
-    surge_and_unavailable,
-)
+from orchestrator.controllers.deployment import new_replica_set, reconcile_deployment, surge_and_unavailable
 from orchestrator.controllers.replicaset import deletion_order, reconcile_replicaset
+from orchestrator.workloads import HASH_LABEL, REVISION, deployment_template_hash
 
 Obj = dict[str, Any]
 NOW = 1_800_000_000.0

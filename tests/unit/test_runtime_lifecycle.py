@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from google.protobuf import json_format
 
@@ -15,7 +17,7 @@ CFG = BackoffConfig(base=1.0, cap=60.0, reset_after=600.0)
 def pod(
     restart_policy: str = "Always", containers: tuple[str, ...] = ("app",), deleting: bool = False
 ) -> dict:
-    p = {
+    p: dict[str, Any] = {
         "metadata": {"name": "p", "namespace": "default", "uid": "u"},
         "spec": {
             "restartPolicy": restart_policy,
@@ -70,6 +72,7 @@ def test_crash_loop_restart_counts_and_backoff() -> None:
         assert v.restart_count == i
         t += 0.5
         v = lc.on_exited(v, term(1, t - 0.5, t), "Always", CFG)
+        assert v.restart_at is not None  # restartPolicy Always: a restart is scheduled
         restarts_at.append(v.restart_at - t)
         t = v.restart_at
     assert restarts_at == [0, 1, 2, 4, 8]

@@ -25,7 +25,7 @@ def create(obj: dict, rid: str = "", uid: str = "u", now: float = 100.0, **kw) -
 
 
 def pod(name: str, node: str = "", phase: str = "Running", owner_uid: str = "") -> dict:
-    meta = {"name": name, "namespace": "default"}
+    meta: dict[str, object] = {"name": name, "namespace": "default"}
     if owner_uid:
         meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": "rs", "uid": owner_uid, "controller": True}]
     return {

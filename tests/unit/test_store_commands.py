@@ -40,10 +40,15 @@ def test_a_story_of_commands_applies_in_order() -> None:
     assert code == "ok" and obj["metadata"]["uid"] == "u1"
     code, obj = st.apply(s, c.update(cm("a", "w"), mode="update", uid="u2", now=11.0, rid="r2"))
     assert code == "ok" and obj["data"] == {"k": "w"} and obj["metadata"]["uid"] == "u1"
-    code, obj = st.apply(s, c.patch("ConfigMap", "default", "a", {"data": {"k": "x"}}, status=False, now=12.0, rid="r3"))
+    code, obj = st.apply(
+        s, c.patch("ConfigMap", "default", "a", {"data": {"k": "x"}}, status=False, now=12.0, rid="r3")
+    )
     assert code == "ok" and obj["data"] == {"k": "x"}
     code, _ = st.apply(
-        s, c.delete("ConfigMap", "default", "a", resource_version="", force=False, grace=None, now=13.0, rid="r4")
+        s,
+        c.delete(
+            "ConfigMap", "default", "a", resource_version="", force=False, grace=None, now=13.0, rid="r4"
+        ),
     )
     assert code == "ok" and s.get("ConfigMap", "default", "a") is None
 
@@ -74,7 +79,12 @@ def test_a_fenced_command_fails_once_the_lease_moved() -> None:
 
 def test_a_batch_applies_each_command_with_its_own_result() -> None:
     s = st.State()
-    tag, results = st.apply(s, c.batch([c.create(cm("a"), uid="u", now=1.0, rid="r1"), c.create(cm("a"), uid="u", now=1.0, rid="r2")]))
+    tag, results = st.apply(
+        s,
+        c.batch(
+            [c.create(cm("a"), uid="u", now=1.0, rid="r1"), c.create(cm("a"), uid="u", now=1.0, rid="r2")]
+        ),
+    )
     assert tag == "batch"
     assert [r[0] for r in results] == ["ok", "err"]
     assert results[1][1] == "ALREADY_EXISTS"

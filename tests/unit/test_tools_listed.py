@@ -140,13 +140,28 @@ def test_the_scan_finds_the_programs_known_to_be_called() -> None:
         ('import subprocess\nsubprocess.run(["tc", "qdisc"])', {"tc"}),
         ('import subprocess\nsubprocess.Popen(["nsenter", "-t", "1"])', {"nsenter"}),
         ('import asyncio\nasyncio.create_subprocess_exec("ss", "-tn")', {"ss"}),
-        ('import subprocess\ndef _run(*argv):\n    return subprocess.run(argv)\n_run("ethtool", "-k")', {"ethtool"}),
+        (
+            'import subprocess\ndef _run(*argv):\n    return subprocess.run(argv)\n_run("ethtool", "-k")',
+            {"ethtool"},
+        ),
         ('import subprocess, sys\nsubprocess.run([sys.executable, "-m", "x"])', set()),
         ('import subprocess\nsubprocess.run(["/usr/bin/env"])', set()),
         ('import shutil\nfor t in ("a",):\n    pass\nshutil.which(t)', set()),
         ('class D:\n    def run(self, *a): pass\nD().run("apply")', set()),
     ],
-    ids=["which", "which-loop", "which-comprehension", "run-argv", "popen-argv", "exec", "wrapper", "python", "abs", "loop-elsewhere", "not-subprocess"],
+    ids=[
+        "which",
+        "which-loop",
+        "which-comprehension",
+        "run-argv",
+        "popen-argv",
+        "exec",
+        "wrapper",
+        "python",
+        "abs",
+        "loop-elsewhere",
+        "not-subprocess",
+    ],
 )
 def test_programs_called(source: str, expected: set[str]) -> None:
     assert programs_called(source) == expected
