@@ -174,7 +174,8 @@ def run() -> dict[str, float]:
     state, config = tmp / "cluster", tmp / "cluster" / "config.json"
     try:
         up = skiff(
-            "up", "--state-dir", str(state), "--config", str(config), "--masters", "3",
+            "up", "--state-dir", str(state), "--config", str(config), "--kubeconfig", str(state / "kubeconfig"),
+            "--masters", "3",
             "--workers", str(WORKERS), "--no-lb", "--master-address-base", "127.0.84",
             "--worker-address-base", "127.0.85", "--lb-address", "127.0.86.1", "--http-port", "0",
             "--log-level", "WARNING",

@@ -219,7 +219,8 @@ def run() -> dict[str, float]:
     hollows: list[subprocess.Popen[bytes]] = []
     try:
         up = skiff(
-            "up", "--state-dir", str(state), "--config", str(config), "--masters", "3", "--workers", "0",
+            "up", "--state-dir", str(state), "--config", str(config), "--kubeconfig", str(state / "kubeconfig"),
+            "--masters", "3", "--workers", "0",
             "--no-lb", "--master-address-base", "127.0.94", "--worker-address-base", "127.0.95",
             "--lb-address", "127.0.96.1", "--http-port", "0", "--log-level", "WARNING",
         )  # fmt: skip

@@ -61,6 +61,7 @@ class Cluster:
         a = self.args
         subprocess.run(
             [SKIFF, "up", "--state-dir", str(self.state), "--config", str(self.config),
+             "--kubeconfig", str(self.state / "kubeconfig"),
              "--masters", "3", "--workers", str(a.workers), "--http-port", "0",
              "--master-address-base", a.master_base, "--worker-address-base", a.worker_base,
              "--lb-address", a.lb_address, "--timeout", "90"],

@@ -11,6 +11,7 @@ import sys
 import uvloop
 
 from lb.balancer import POLICIES, ROUND_ROBIN
+from lb.routes import parse_fixed
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,12 +35,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--head-timeout", type=float, default=5.0, help="seconds to receive an HTTP request head")
     p.add_argument("--shutdown-timeout", type=float, default=5.0, help="drain deadline on SIGTERM")
+    p.add_argument(
+        "--fixed-service",
+        action="append",
+        default=[],
+        metavar="NAME=PORT:HOST:PORT,...",
+        help="serve PORT on --address to these endpoints whatever the cluster holds (the masters' API)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not args.static_routes and not (args.masters and args.token_file):
         p.error("--masters and --token-file are required (or --static-routes)")
+    for text in args.fixed_service:
+        try:
+            parse_fixed(text)
+        except ValueError as e:
+            p.error(f"--fixed-service {e}")
     return args
 
 

@@ -118,6 +118,39 @@ class RoutingTable:
     problems: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class FixedService:
+    """A port the balancer serves on its address whatever the cluster holds, to a fixed set of
+    endpoints: the masters' Kubernetes API (kind fronts an HA control plane the same way). A failed
+    connect ejects the endpoint for a while and the connection tries the next one, so a dead master
+    costs a client nothing but a refused connect."""
+
+    name: str
+    port: int
+    endpoints: tuple[tuple[str, int], ...]
+
+    @property
+    def backend(self) -> str:
+        return f"fixed/{self.name}"
+
+
+def parse_fixed(text: str) -> FixedService:
+    """'kube-api=6443:127.0.1.1:41000,127.0.1.2:41001' -> FixedService; ValueError naming the part."""
+    name, sep, rest = text.partition("=")
+    port_text, sep2, targets = rest.partition(":")
+    if not sep or not sep2 or not name or not port_text.isdigit():
+        raise ValueError(f"{text!r}: expected NAME=PORT:HOST:PORT[,HOST:PORT...]")
+    endpoints = []
+    for target in filter(None, targets.split(",")):
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{text!r}: {target!r} is not HOST:PORT")
+        endpoints.append((host, int(port)))
+    if not endpoints:
+        raise ValueError(f"{text!r}: no endpoints")
+    return FixedService(name, int(port_text), tuple(endpoints))
+
+
 def backend_name(namespace: str, service: str, port: int) -> str:
     return f"{namespace}/{service}:{port}"
 
@@ -263,8 +296,10 @@ def compute_table(
     *,
     address: str,
     http_port: int | None,
+    fixed: Iterable[FixedService] = (),
 ) -> RoutingTable:
-    """The routing table for these objects; deterministic (every worker computes the same one)."""
+    """The routing table for these objects and the fixed services; deterministic (every worker
+    computes the same one). A fixed service's port is taken before any Service's."""
     problems: list[str] = []
     svcs = {_meta(s): s for s in services}
     eps = {_meta(e): e for e in endpoints}
@@ -281,6 +316,11 @@ def compute_table(
 
     if http_port:
         listen(address, http_port, None, "the HTTP entry")
+    for f in fixed:
+        backends[f.backend] = Backend(
+            f.backend, tuple(Endpoint(host, port, f.name) for host, port in f.endpoints)
+        )
+        listen(address, f.port, f.backend, f.backend)
     for key in sorted(svcs):
         svc = svcs[key]
         spec = svc.get("spec") or {}

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from lb.routes import RoutingTable, compute_table
+from lb.routes import FixedService, RoutingTable, compute_table
 from orchestrator.client import ApiClient, Informer
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,18 @@ def _log_table(table: RoutingTable, previous: RoutingTable | None) -> None:
 class RouteWatcher:
     """Informers on Service, Endpoints and Ingress -> a RoutingTable on every change."""
 
-    def __init__(self, client: ApiClient, on_table: OnTable, *, address: str, http_port: int | None) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        on_table: OnTable,
+        *,
+        address: str,
+        http_port: int | None,
+        fixed: tuple[FixedService, ...] = (),
+    ) -> None:
         self.address = address
         self.http_port = http_port
+        self.fixed = fixed
         self.on_table = on_table
         self.changed = asyncio.Event()
         self.informers = {
@@ -78,6 +87,7 @@ class RouteWatcher:
                 self.informers["Ingress"].cache.values(),
                 address=self.address,
                 http_port=self.http_port,
+                fixed=self.fixed,
             )
             _log_table(table, self.table)
             self.table = table
@@ -102,7 +112,9 @@ class StaticRoutes:
         address: str,
         http_port: int | None,
         interval: float = 0.1,
+        fixed: tuple[FixedService, ...] = (),
     ) -> None:
+        self.fixed = fixed
         self.path = Path(path)
         self.on_table = on_table
         self.address = address
@@ -126,6 +138,7 @@ class StaticRoutes:
                         data["ingresses"],
                         address=self.address,
                         http_port=self.http_port,
+                        fixed=self.fixed,
                     )
                     _log_table(table, self.table)
                     self.table = table

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lb import httpd
 from lb.proxy import Proxy
+from lb.routes import parse_fixed
 from lb.watch import RouteWatcher, StaticRoutes
 
 log = logging.getLogger(__name__)
@@ -58,18 +59,21 @@ async def run_worker(args: argparse.Namespace) -> int:
     metrics_server = await httpd.serve("127.0.0.1", 0, {"/metrics": metrics})
     metrics_port = metrics_server.sockets[0].getsockname()[1]
     http_port = args.http_port or None
+    fixed = tuple(parse_fixed(f) for f in args.fixed_service)
     client = None
     source: RouteWatcher | StaticRoutes
     if args.static_routes:
         source = StaticRoutes(
-            args.static_routes, proxy.apply_table, address=args.address, http_port=http_port
+            args.static_routes, proxy.apply_table, address=args.address, http_port=http_port, fixed=fixed
         )
     else:
         from orchestrator.client import ApiClient
 
         token = Path(args.token_file).read_text().strip()  # noqa: ASYNC240 - once, at start
         client = ApiClient([m for m in args.masters.split(",") if m], token)
-        source = RouteWatcher(client, proxy.apply_table, address=args.address, http_port=http_port)
+        source = RouteWatcher(
+            client, proxy.apply_table, address=args.address, http_port=http_port, fixed=fixed
+        )
 
     async def report_ready() -> None:
         await source.synced.wait()

@@ -34,9 +34,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--raft-min-timeout", type=float, default=t.min_timeout)
     p.add_argument("--raft-max-timeout", type=float, default=t.max_timeout)
     p.add_argument("--raft-connection-timeout", type=float, default=t.connection_timeout)
+    p.add_argument(
+        "--kube-api", default="", help="host:port of the Kubernetes REST API (HTTPS); none if unset"
+    )
+    p.add_argument("--tls-cert-file", default="", help="the Kubernetes API's certificate (PEM)")
+    p.add_argument("--tls-key-file", default="", help="the Kubernetes API's private key (PEM)")
+    p.add_argument(
+        "--kube-api-insecure", action="store_true", help="serve the Kubernetes API over plain HTTP"
+    )
     p.add_argument("--no-controllers", action="store_true", help="serve the API only (benchmarks)")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.kube_api and not args.kube_api_insecure and not (args.tls_cert_file and args.tls_key_file):
+        p.error("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         pod_eviction_timeout=args.pod_eviction_timeout,
         lease_duration=args.lease_duration,
         controllers=not args.no_controllers,
+        kube_api=args.kube_api,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
+        kube_api_insecure=args.kube_api_insecure,
     )
     # PySyncObj starts its thread here, on the main thread, before the loop exists.
     master = Master(options)

@@ -8,11 +8,13 @@ import logging
 from dataclasses import dataclass, field
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orchestrator.api.gateway import NodeGatewayServicer
 from orchestrator.api.servicer import ApiServicer
 from orchestrator.auth import Authenticator
+from orchestrator.kubeapi.server import KubeApi, serve, server_ssl_context
 from orchestrator.leader import LeaseKeeper, LocalCluster
 from orchestrator.store.raft import RaftTiming, Store
 from skiffpb import api_pb2 as api
@@ -46,6 +48,10 @@ class MasterOptions:
     pod_eviction_timeout: float = 2.0
     lease_duration: float = 3.0
     controllers: bool = True
+    kube_api: str = ""  # host:port of the Kubernetes REST API ("" = not served)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    kube_api_insecure: bool = False  # plain HTTP: only when asked for explicitly
 
 
 def create_server(address: str) -> tuple[grpc.aio.Server, int]:
@@ -65,6 +71,7 @@ class Master:
             options.raft_address, options.peers, options.data_dir, options.timing, options.raft_password
         )
         self.api_port = 0
+        self.kube_api_port = 0
 
     def status(self) -> api.MasterStatus:
         raft = self.store.raft_status()
@@ -100,6 +107,30 @@ class Master:
         )
         await ControllerManager(cluster, options).run()
 
+    def has_leader(self) -> bool:
+        return bool(self.store.raft_status().get("leader"))
+
+    async def _serve_kube_api(self) -> web.AppRunner:
+        o = self.options
+        if o.kube_api_insecure:
+            ssl_context = None
+        elif o.tls_cert_file and o.tls_key_file:
+            ssl_context = server_ssl_context(o.tls_cert_file, o.tls_key_file)
+        else:
+            raise ValueError("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
+        runner, self.kube_api_port = await serve(
+            KubeApi(self.store, self.auth, self.has_leader), o.kube_api, ssl_context
+        )
+        host = o.kube_api.rsplit(":", 1)[0]
+        log.info(
+            "kubernetes api serving name=%s url=%s://%s:%d",
+            o.name,
+            "http" if ssl_context is None else "https",
+            host,
+            self.kube_api_port,
+        )
+        return runner
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; then shut down in order: stop accepting, drain, cancel."""
         loop = asyncio.get_running_loop()
@@ -120,6 +151,7 @@ class Master:
             ",".join(self.options.peers),
         )
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        kube_runner = await self._serve_kube_api() if self.options.kube_api else None
         keeper = LeaseKeeper(
             self.store, self.options.name, self._run_controllers, duration=self.options.lease_duration
         )
@@ -132,6 +164,8 @@ class Master:
                 if keeper_task is not None:
                     keeper_task.cancel()
         finally:
+            if kube_runner is not None:
+                await kube_runner.cleanup()
             await server.stop(grace=1.0)
             with contextlib.suppress(Exception):
                 self.store.destroy()

@@ -67,6 +67,7 @@ KINDS: dict[str, KindInfo] = {
         ),
         KindInfo("ConfigMap", ("v1",), pb.ConfigMap, True, ("configmaps", "configmap", "cm")),
         KindInfo("Node", ("v1",), pb.Node, False, ("nodes", "node", "no")),
+        KindInfo("Namespace", ("v1",), pb.Namespace, False, ("namespaces", "namespace", "ns")),
         KindInfo("Event", ("v1",), pb.Event, True, ("events", "event", "ev")),
     ]
 }
@@ -560,6 +561,9 @@ def apply_defaults(obj: Obj, *, copy: bool = True) -> Obj:
                 ru = strategy.setdefault("rollingUpdate", {})
                 ru.setdefault("maxSurge", "25%")
                 ru.setdefault("maxUnavailable", "25%")
+    elif kind == "Namespace":
+        out.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        out["status"] = {"phase": "Active"}
     elif kind == "Service" and spec is not None:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")

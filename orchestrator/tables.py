@@ -141,6 +141,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("Data", "Number of data entries", type="integer"),
         _AGE,
     ),
+    "Namespace": (
+        _name(),
+        Column("Status", "The namespace's phase: Active or Terminating"),
+        _AGE,
+    ),
 }
 
 
@@ -457,4 +462,6 @@ def cells(
         return row
     if kind == "ConfigMap":
         return [name, len(obj.get("data") or {}), created]
+    if kind == "Namespace":
+        return [name, status.get("phase") or "Active", created]
     raise ValueError(f"no table for kind {kind}")

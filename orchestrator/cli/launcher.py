@@ -23,9 +23,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator import certs, kubeconfig
 from orchestrator.cli.config import config_path, default_config_path
 from orchestrator.cli.parser import Subcommands
 from orchestrator.procs import group_alive, is_ours, signal_group, spawn, stop_records, tail
@@ -146,15 +148,22 @@ def plan(args: argparse.Namespace, state: Path, lb_enabled: bool) -> Layout:
     for i in range(1, args.masters + 1):
         name, addr = f"m{i}", f"{args.master_address_base}.{i}"
         prev = old_masters.get(name)
-        if prev and prev["address"] == addr:
-            api_port, raft_port = int(prev["api"].rsplit(":", 1)[1]), int(prev["raft"].rsplit(":", 1)[1])
-            if port_free(addr, api_port) and port_free(addr, raft_port):
+        if prev and prev["address"] == addr and prev.get("kubeApi"):
+            ports = [int(prev[k].rsplit(":", 1)[1]) for k in ("api", "raft", "kubeApi")]
+            if all(port_free(addr, port) for port in ports):
                 masters.append(prev)
                 continue
         api_port = free_port(addr)
         raft_port = free_port(addr, {api_port})
+        kube_port = free_port(addr, {api_port, raft_port})
         masters.append(
-            {"name": name, "address": addr, "api": f"{addr}:{api_port}", "raft": f"{addr}:{raft_port}"}
+            {
+                "name": name,
+                "address": addr,
+                "api": f"{addr}:{api_port}",
+                "raft": f"{addr}:{raft_port}",
+                "kubeApi": f"{addr}:{kube_port}",
+            }
         )
     sizes = parse_sizes(args.worker_sizes, args.worker_cpu, args.worker_memory, args.workers)
     workers = [
@@ -172,8 +181,83 @@ def plan(args: argparse.Namespace, state: Path, lb_enabled: bool) -> Layout:
         http = args.http_port or free_port(a)
         health = free_port(a, {http})
         metrics = free_port(a, {http, health})
-        lb = {"address": a, "httpPort": http, "metricsPort": metrics, "healthPort": health}
+        lb = {
+            "address": a,
+            "httpPort": http,
+            "metricsPort": metrics,
+            "healthPort": health,
+            "apiPort": args.api_port,
+        }
     return Layout(masters, workers, lb)
+
+
+KUBE_NAME = "skiff"
+
+
+def cluster_pki(state: Path, layout: Layout) -> dict[str, Path]:
+    """The cluster CA and each master's server certificate, naming its own address and the
+    balancer's (kubectl reaches every master through the balancer's API port, TLS passing through)."""
+    extra = [layout.lb["address"]] if layout.lb and layout.lb.get("apiPort") else []
+    names = {m["name"]: [m["address"], *extra] for m in layout.masters}
+    return certs.ensure_cluster_pki(state / "pki", names=names, now=datetime.now(UTC))
+
+
+def api_server_url(layout: Layout) -> str:
+    """The one Kubernetes API URL a kubeconfig holds: the balancer's API port, else the first master."""
+    if layout.lb and layout.lb.get("apiPort"):
+        return f"https://{layout.lb['address']}:{layout.lb['apiPort']}"
+    return f"https://{layout.masters[0]['kubeApi']}"
+
+
+def kubeconfig_target(args: argparse.Namespace) -> Path:
+    """Where kubectl reads its config: --kubeconfig, else $KUBECONFIG's rule, else ~/.kube/config."""
+    explicit = Path(args.kubeconfig).expanduser() if getattr(args, "kubeconfig", None) else None
+    return kubeconfig.path_for_write(os.environ, Path.home(), explicit=explicit)
+
+
+def kube_entry(state: Path, server: str, token: str) -> dict[str, Any]:
+    ca = (state / "pki" / "ca.crt").read_bytes()
+    return kubeconfig.entry(KUBE_NAME, server, ca, token)
+
+
+def merge_kubeconfig(args: argparse.Namespace, state: Path, server: str, token: str) -> Path:
+    """Merge the skiff cluster, user and context into the user's kubeconfig and make it current,
+    as `kind create cluster` does."""
+    target = kubeconfig_target(args)
+    merged = kubeconfig.merge(kubeconfig.load(target), kube_entry(state, server, token))
+    kubeconfig.save(target, merged)
+    return target
+
+
+def forget_kubeconfig(state: Path) -> None:
+    """Remove exactly the entries `up` merged into the kubeconfig it recorded (kind delete cluster)."""
+    try:
+        recorded = json.loads((state / "config.json").read_text()).get("kubeconfig")
+    except (OSError, ValueError):
+        return
+    if not recorded:
+        return
+    path = Path(recorded)
+    try:
+        current = kubeconfig.load(path)
+    except (OSError, ValueError) as e:
+        print(f"warning: kubeconfig {path} not updated: {e}", file=sys.stderr)
+        return
+    kubeconfig.save(path, kubeconfig.remove(current, KUBE_NAME))
+
+
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    """Print a kubeconfig for this cluster with the token of a role (admin by default)."""
+    state = resolve_state_dir(args)
+    try:
+        config = json.loads((state / "config.json").read_text())
+    except (OSError, ValueError):
+        raise LaunchError(f"no cluster recorded in {state} (run skiff up first)") from None
+    tokens = load_tokens(state)
+    if args.role not in tokens:
+        raise LaunchError(f"no {args.role!r} token in {state} (roles: {', '.join(sorted(tokens))})")
+    sys.stdout.write(kubeconfig.dump(kube_entry(state, config["kubeApiServer"], tokens[args.role])))
+    return 0
 
 
 def load_tokens(state: Path) -> dict[str, str]:
@@ -336,6 +420,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     write_json(state / LAYOUT, {"masters": layout.masters, "workers": layout.workers, "lb": layout.lb})
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
+    pki = cluster_pki(state, layout)
     py = sys.executable
     masters_csv = ",".join(m["api"] for m in layout.masters)
     records: list[dict[str, Any]] = []
@@ -347,6 +432,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if peers:
             argv += ["--peers", peers]
         argv += [
+            "--kube-api", m["kubeApi"], "--tls-cert-file", str(pki[f"{m['name']}.crt"]),
+            "--tls-key-file", str(pki[f"{m['name']}.key"]),
             "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
             "--node-grace", str(args.node_grace), "--pod-eviction-timeout", str(args.pod_eviction_timeout),
             "--log-level", args.log_level,
@@ -371,6 +458,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--metrics-port", str(lb["metricsPort"]), "--health-port", str(lb["healthPort"]),
             "--log-level", args.log_level,
         ]  # fmt: skip
+        if lb["apiPort"]:
+            kube_apis = ",".join(m["kubeApi"] for m in layout.masters)
+            argv += ["--fixed-service", f"kube-api={lb['apiPort']}:{kube_apis}"]
         records.append({"name": "lb", "role": "lb", "argv": argv, "log": str(logs / "lb.log"), **lb})
 
     procs: dict[str, tuple[subprocess.Popen[bytes], dict[str, Any]]] = {}
@@ -406,6 +496,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     }
     if layout.lb:
         config["lb"] = layout.lb
+    kube_server = api_server_url(layout)
+    kubeconfig_file = merge_kubeconfig(args, state, kube_server, tokens["admin"])
+    config["kubeconfig"] = str(kubeconfig_file)
+    config["kubeApiServer"] = kube_server
     write_json(state / "config.json", config, 0o600)
     target = Path(args.config).expanduser() if args.config else default_config_path()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -417,6 +511,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {rec['name']:<10} {rec['role']:<7} pid {rec['pid']:<8} {where}")
     if layout.lb:
         print(f"  ingress/http at http://{layout.lb['address']}:{layout.lb['httpPort']}")
+    print(
+        f"kubernetes api: {kube_server} (masters: {', '.join('https://' + m['kubeApi'] for m in layout.masters)})"
+    )
+    print(f"kubeconfig: {kubeconfig_file} (context {KUBE_NAME}; kubectl get nodes)")
     print(f"config:  {target}")
     print(f"logs:    {logs}/<name>.log")
     print(f"data:    {state}/masters, {state}/workers")
@@ -468,6 +566,7 @@ def cmd_down(args: argparse.Namespace) -> int:
                 except subprocess.TimeoutExpired:
                     print(f"warning: cleanup of {r['name']} timed out", file=sys.stderr)
     (state / PIDS).unlink(missing_ok=True)
+    forget_kubeconfig(state)
     print(
         f"stopped {len(stopped)} processes ({', '.join(stopped) or 'none running'}); cleaned {cleaned} workers"
     )
@@ -580,6 +679,13 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--master-address-base", default="127.0.1", help="masters get BASE.1 .. BASE.N")
     p.add_argument("--worker-address-base", default="127.0.2", help="workers get BASE.1 .. BASE.N")
     p.add_argument("--lb-address", default="127.0.0.1")
+    p.add_argument(
+        "--api-port",
+        type=int,
+        default=6443,
+        help="the balancer's Kubernetes API port (0 = kubeconfig names m1)",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig to merge into (default $KUBECONFIG or ~/.kube/config)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the cluster to be ready")
     p.add_argument("--keep-on-failure", action="store_true", help="leave processes running if startup fails")
@@ -589,6 +695,9 @@ def register(sub: Subcommands) -> None:
 
     p = cmd("down", "Stop the local cluster's recorded processes and their containers", cmd_down)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+
+    p = cmd("kubeconfig", "Print a kubeconfig for the local cluster", cmd_kubeconfig)
+    p.add_argument("--role", default="admin", choices=("admin", "viewer"), help="whose token it carries")
 
     p = cmd("start", "Start one recorded process again (after stop or kill)", cmd_start)
     p.add_argument("name", metavar="NAME")

@@ -319,6 +319,15 @@ def _delete_obj(state: State, old: Obj, now: float, force: bool, grace: int | No
             _emit(state, "DELETED", ep)
     if old["kind"] == "Node":
         state.heartbeats.pop(old["metadata"]["name"], None)
+    if old["kind"] == "Namespace":
+        # Kubernetes' namespace controller empties a deleted namespace; here the same apply does it.
+        name = old["metadata"]["name"]
+        for kind, objs in list(state.objects.items()):
+            for obj in list(objs.values()):
+                if obj["metadata"].get("namespace") == name and state.get(
+                    kind, name, obj["metadata"]["name"]
+                ):
+                    _delete_obj(state, obj, now, force, grace)
     return old
 
 

@@ -68,6 +68,7 @@ class Cluster:
     def up(self) -> Cluster:
         argv = [
             "up", "--state-dir", str(self.state_dir), "--config", str(self.config_path),
+            "--kubeconfig", str(self.state_dir / "kubeconfig"),
             "--masters", str(self.masters), "--workers", str(self.workers), "--lb" if self.lb else "--no-lb",
             "--master-address-base", self.master_base, "--worker-address-base", self.worker_base,
             "--lb-address", self.lb_address, "--http-port", "0", "--timeout", str(self.timeout),

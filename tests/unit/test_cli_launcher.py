@@ -25,7 +25,8 @@ def test_parse_sizes() -> None:
 
 def args(**kw: object) -> argparse.Namespace:
     base = dict(masters=3, workers=2, master_address_base="127.0.31", worker_address_base="127.0.32",
-                lb_address="127.0.33.1", http_port=0, worker_sizes=None, worker_cpu="2", worker_memory="4Gi")  # fmt: skip
+                lb_address="127.0.33.1", http_port=0, worker_sizes=None, worker_cpu="2", worker_memory="4Gi",
+                api_port=6443)  # fmt: skip
     return argparse.Namespace(**{**base, **kw})
 
 

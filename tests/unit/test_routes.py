@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from lb.routes import EXACT, PREFIX, PathRule, RoutingTable, compute_table, draining, path_matches
+from lb.routes import (
+    EXACT,
+    PREFIX,
+    PathRule,
+    RoutingTable,
+    compute_table,
+    draining,
+    parse_fixed,
+    path_matches,
+)
 from lb.testing import endpoints, service
 
 ADDR = "127.0.0.1"
@@ -235,3 +244,35 @@ def test_ingress_unknown_port_name_is_a_problem() -> None:
     ing = ing_v1("x", [{"http": {"paths": [v1_path("/", "web", "nope")]}}])
     t = table(SERVICES, [], [ing])
     assert any("nope" in p for p in t.problems)
+
+
+# ---------------------------------------------------------------- fixed services (the masters' API port)
+
+
+@pytest.mark.parametrize(
+    ("text", "port", "endpoints"),
+    [
+        ("kube-api=6443:127.0.1.1:41000", 6443, (("127.0.1.1", 41000),)),
+        ("api=6443:10.0.0.1:1,10.0.0.2:2,", 6443, (("10.0.0.1", 1), ("10.0.0.2", 2))),
+    ],
+)
+def test_parse_fixed(text: str, port: int, endpoints: tuple) -> None:
+    f = parse_fixed(text)
+    assert (f.port, f.endpoints) == (port, endpoints)
+
+
+@pytest.mark.parametrize(
+    "text", ["kube-api", "=6443:a:1", "api=x:a:1", "api=6443:", "api=6443:host", "api=6443:host:p"]
+)
+def test_parse_fixed_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_fixed(text)
+
+
+def test_a_fixed_service_listens_before_any_service() -> None:
+    f = parse_fixed("kube-api=30000:127.0.1.1:41000,127.0.1.2:41001")
+    svc = service("web", 80, node_port=30000, type="NodePort")
+    t = compute_table([svc], [], [], address=ADDR, http_port=None, fixed=[f])
+    assert t.listeners[(ADDR, 30000)].backend == "fixed/kube-api"
+    assert [ep.key for ep in t.backends["fixed/kube-api"].endpoints] == ["127.0.1.1:41000", "127.0.1.2:41001"]
+    assert any("30000" in p for p in t.problems)

@@ -67,7 +67,19 @@ EVENT: Obj = {
     "count": 2,
 }
 CONFIGMAP: Obj = {"kind": "ConfigMap", "metadata": meta("cfg"), "data": {"a": "1"}}
-OBJECTS: list[Obj] = [POD, DEPLOYMENT, REPLICASET, SERVICE, ENDPOINTS, INGRESS, NODE, EVENT, CONFIGMAP]
+NAMESPACE: Obj = {"kind": "Namespace", "metadata": meta("team-a"), "status": {"phase": "Active"}}
+OBJECTS: list[Obj] = [
+    POD,
+    DEPLOYMENT,
+    REPLICASET,
+    SERVICE,
+    ENDPOINTS,
+    INGRESS,
+    NODE,
+    EVENT,
+    CONFIGMAP,
+    NAMESPACE,
+]
 
 
 def test_every_kind_has_columns() -> None:
