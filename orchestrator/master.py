@@ -52,6 +52,7 @@ class MasterOptions:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     kube_api_insecure: bool = False  # plain HTTP: only when asked for explicitly
+    ingress_address: str = ""  # where the balancer serves ingresses (the ADDRESS column)
 
 
 def create_server(address: str) -> tuple[grpc.aio.Server, int]:
@@ -119,7 +120,9 @@ class Master:
         else:
             raise ValueError("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
         runner, self.kube_api_port = await serve(
-            KubeApi(self.store, self.auth, self.has_leader), o.kube_api, ssl_context
+            KubeApi(self.store, self.auth, self.has_leader, ingress_address=o.ingress_address),
+            o.kube_api,
+            ssl_context,
         )
         host = o.kube_api.rsplit(":", 1)[0]
         log.info(

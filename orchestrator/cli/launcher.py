@@ -434,6 +434,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         argv += [
             "--kube-api", m["kubeApi"], "--tls-cert-file", str(pki[f"{m['name']}.crt"]),
             "--tls-key-file", str(pki[f"{m['name']}.key"]),
+            *(["--ingress-address", f"{layout.lb['address']}:{layout.lb['httpPort']}"] if layout.lb else []),
             "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
             "--node-grace", str(args.node_grace), "--pod-eviction-timeout", str(args.pod_eviction_timeout),
             "--log-level", args.log_level,

@@ -323,6 +323,13 @@ def reconcile_deployment(
         log.info("deployment=%s/%s prune replicaset=%s revision=%d", ns, name, v.name, revision_of(v.rs))
         actions.append(Delete("ReplicaSet", ns, v.name))
 
+    revision = revision_of(new.changed if new.changed is not None else new.rs)
+    if revision and (d["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
+        # Kubernetes' deployment controller keeps the current revision on the Deployment too;
+        # `kubectl rollout undo` patches /metadata/annotations and needs it to exist.
+        actions.append(
+            Patch("Deployment", ns, name, {"metadata": {"annotations": {REVISION: str(revision)}}})
+        )
     status, requeue = deployment_status(d, new, olds, created, now)
     current = d.get("status") or {}
     if _status_differs(current, status):

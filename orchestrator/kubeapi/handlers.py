@@ -80,10 +80,16 @@ def partial_metadata(obj: Obj) -> Obj:
 
 
 def as_table(
-    resource: Resource, objs: list[Obj], now: float, revision: int | None, *, headers: bool = True
+    resource: Resource,
+    objs: list[Obj],
+    now: float,
+    revision: int | None,
+    *,
+    headers: bool = True,
+    ingress_address: str = "",
 ) -> Obj:
     """A meta.k8s.io/v1 Table of objs (with `skiff get`'s columns), each row's object as metadata."""
-    doc = tables.table(resource.kind, objs, now, wide=True)
+    doc = tables.table(resource.kind, objs, now, wide=True, lb_address=ingress_address)
     for row in doc["rows"]:
         row["object"] = partial_metadata(row["object"])
     if not headers:
@@ -147,7 +153,15 @@ def selector_text(selector: Obj | None) -> str:
 class ResourceHandlers:
     """The verbs on stored resources. One instance per master, shared by all requests."""
 
-    def __init__(self, store: Store, auth: Authenticator, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        *,
+        clock: Callable[[], float] = time.time,
+        ingress_address: str = "",
+    ) -> None:
+        self.ingress_address = ingress_address
         self.store = store
         self.auth = auth
         self.writer = Writer(store)
@@ -220,7 +234,10 @@ class ResourceHandlers:
     def get(self, target: Target, want_table: bool) -> Answer:
         obj = self._stored(target)
         if want_table:
-            return Answer(200, as_table(target.resource, [obj], self.clock(), None))
+            return Answer(
+                200,
+                as_table(target.resource, [obj], self.clock(), None, ingress_address=self.ingress_address),
+            )
         return self._out(target, obj)
 
     def list(self, target: Target, query: Query, want_table: bool) -> Answer:
@@ -238,7 +255,7 @@ class ResourceHandlers:
             meta["remainingItemCount"] = len(selected) - limit
             selected = selected[:limit]
         if want_table:
-            doc = as_table(r, selected, self.clock(), revision)
+            doc = as_table(r, selected, self.clock(), revision, ingress_address=self.ingress_address)
             doc["metadata"] = meta
             return Answer(200, doc)
         return Answer(
@@ -316,7 +333,12 @@ class ResourceHandlers:
 
     def _event(self, etype: str, obj: Obj, r: Resource, want_table: bool, revision: int) -> Obj:
         if want_table:
-            return {"type": etype, "object": as_table(r, [obj], self.clock(), revision, headers=False)}
+            return {
+                "type": etype,
+                "object": as_table(
+                    r, [obj], self.clock(), revision, headers=False, ingress_address=self.ingress_address
+                ),
+            }
         return {"type": etype, "object": as_version(obj, r)}
 
     # ------------------------------------------------------------ writes

@@ -805,6 +805,35 @@ SCHEMAS: dict[str, dict[int, Field]] = {
         2: _str("protocol", keep_zero=True),
         3: _str("error", keep_zero=True),  # *string
     },
+    # authorization/v1: what `kubectl auth can-i` sends.
+    "authorization.v1.SelfSubjectAccessReview": {
+        1: _message("metadata", "meta.v1.ObjectMeta"),
+        2: _message("spec", "authorization.v1.SelfSubjectAccessReviewSpec"),
+        3: _message("status", "authorization.v1.SubjectAccessReviewStatus"),
+    },
+    "authorization.v1.SelfSubjectAccessReviewSpec": {
+        1: _message("resourceAttributes", "authorization.v1.ResourceAttributes"),
+        2: _message("nonResourceAttributes", "authorization.v1.NonResourceAttributes"),
+    },
+    "authorization.v1.ResourceAttributes": {
+        1: _str("namespace"),
+        2: _str("verb"),
+        3: _str("group"),
+        4: _str("version"),
+        5: _str("resource"),
+        6: _str("subresource"),
+        7: _str("name"),
+    },
+    "authorization.v1.NonResourceAttributes": {
+        1: _str("path"),
+        2: _str("verb"),
+    },
+    "authorization.v1.SubjectAccessReviewStatus": {
+        1: _bool("allowed", keep_zero=True),
+        4: _bool("denied"),
+        2: _str("reason"),
+        3: _str("evaluationError"),
+    },
 }
 
 # (apiVersion, kind) from the envelope's typeMeta -> the schema of `raw`.
@@ -818,6 +847,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Node"): "core.v1.Node",
     ("v1", "Event"): "core.v1.Event",
     ("networking.k8s.io/v1", "Ingress"): "networking.v1.Ingress",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "authorization.v1.SelfSubjectAccessReview",
 }
 
 

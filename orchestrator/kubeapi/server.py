@@ -53,11 +53,13 @@ class KubeApi:
     """The routes of one master's Kubernetes API. `ready` says whether this master can serve
     (it sees a Raft leader); /readyz answers 503 when it cannot."""
 
-    def __init__(self, store: Store, auth: Authenticator, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, store: Store, auth: Authenticator, ready: Callable[[], bool], *, ingress_address: str = ""
+    ) -> None:
         self.store = store
         self.auth = auth
         self.ready = ready
-        self.resources = ResourceHandlers(store, auth)
+        self.resources = ResourceHandlers(store, auth, ingress_address=ingress_address)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
@@ -71,6 +73,12 @@ class KubeApi:
             return response
         except web.HTTPRequestEntityTooLarge:
             return _status(status.too_large(f"limit is {MAX_BODY} bytes"))
+        except patch.UnsupportedPatch:
+            return _status(status.unsupported_media_type(patch.PATCH_TYPES))
+        except bodies.UnsupportedBody:
+            return _status(status.unsupported_media_type(bodies.DECODED))
+        except bodies.BodyError as e:
+            return _status(status.bad_request(str(e)))
         except (errors.SkiffError, json.JSONDecodeError) as e:
             return _status(status.status_for(e))
         except Exception as e:  # a bug must not kill the connection: answer it, and log it
@@ -109,12 +117,6 @@ class KubeApi:
         r = target.resource
         try:
             return await self._serve(request, target)
-        except patch.UnsupportedPatch:
-            return _status(status.unsupported_media_type(patch.PATCH_TYPES))
-        except bodies.UnsupportedBody:
-            return _status(status.unsupported_media_type(bodies.DECODED))
-        except bodies.BodyError as e:
-            return _status(status.bad_request(str(e)))
         except (errors.SkiffError, json.JSONDecodeError) as e:
             return _status(
                 status.status_for(e, kind_plural=r.plural, group=r.group, name=target.name or None)
@@ -131,14 +133,16 @@ class KubeApi:
 
     async def _access_review(self, request: web.Request, role: str) -> web.Response:
         """SelfSubjectAccessReview: may the caller do this verb? (kubectl auth can-i)"""
-        review = bodies.decode_object(routes.content_type(request.content_type), await request.read())
-        attrs = (review.get("spec") or {}).get("resourceAttributes") or {}
+        review = bodies.decode_object(
+            routes.content_type(request.headers.get("Content-Type", "")), await request.read()
+        )
+        spec = review.get("spec") or {}
+        attrs = spec.get("resourceAttributes") or spec.get("nonResourceAttributes") or {}
         verb = attrs.get("verb", "")
         need = "read" if verb in READ_VERBS else "write"
-        allowed = verb == "*" and role == "admin" or need in PERMISSIONS[role] and verb != "*"
-        if role == "admin":
-            allowed = True
-        reason = f'role "{role}" {"may" if allowed else "may not"} {need}'
+        allowed = role == "admin" or need in PERMISSIONS[role]
+        # Kubernetes' RBAC gives a reason when it allows and none when it denies; kubectl prints it.
+        reason = f'role "{role}" may {need}' if allowed else ""
         return _json(
             201,
             {
@@ -153,20 +157,22 @@ class KubeApi:
     # ------------------------------------------------------------ resources
 
     async def _body(self, request: web.Request) -> Obj:
-        return bodies.decode_object(routes.content_type(request.content_type), await request.read())
+        return bodies.decode_object(
+            routes.content_type(request.headers.get("Content-Type", "")), await request.read()
+        )
 
     async def _optional_body(self, request: web.Request) -> Obj | None:
         raw = await request.read()
         if not raw.strip():
             return None
-        return bodies.decode_object(routes.content_type(request.content_type), raw)
+        return bodies.decode_object(routes.content_type(request.headers.get("Content-Type", "")), raw)
 
     async def _serve(self, request: web.Request, target: Target) -> web.StreamResponse:
         h = self.resources
         query = Query(dict(request.query))
         method = request.method
         table = routes.wants_table(request.headers.get("Accept", ""))
-        media = routes.content_type(request.content_type)
+        media = routes.content_type(request.headers.get("Content-Type", ""))
         sub = target.subresource
         answer: Answer
         if sub == "":

@@ -238,8 +238,12 @@ class Sim:
                 self.rses[a.obj["metadata"]["name"]] = a.obj
             elif isinstance(a, Delete):
                 del self.rses[a.name]
-            elif isinstance(a, Patch):
+            elif isinstance(a, Patch) and a.status:
                 self.d = {**self.d, "status": a.patch["status"]}
+            elif isinstance(a, Patch):
+                meta = self.d["metadata"]
+                annotations = {**(meta.get("annotations") or {}), **a.patch["metadata"]["annotations"]}
+                self.d = {**self.d, "metadata": {**meta, "annotations": annotations}}
             self.observe()
 
     def step_replicasets(self) -> None:
@@ -425,7 +429,9 @@ def test_deployment_status_and_conditions() -> None:
     rs["metadata"]["annotations"] = {REVISION: "1"}
     rs["metadata"]["ownerReferences"] = [model.owner_ref(d)]
     pods = [make_pod("a", rs), make_pod("b", rs)]
-    (patch,) = [a for a in reconcile_deployment(d, [rs], pods, NOW) if isinstance(a, Patch)]
+    actions = reconcile_deployment(d, [rs], pods, NOW)
+    (patch,) = [a for a in actions if isinstance(a, Patch) and a.status]
+    assert Patch("Deployment", "default", "web", {"metadata": {"annotations": {REVISION: "1"}}}) in actions
     status = patch.patch["status"]
     assert {k: v for k, v in status.items() if k != "conditions"} == {
         "observedGeneration": 1,
@@ -439,4 +445,5 @@ def test_deployment_status_and_conditions() -> None:
         ("Available", "True", "MinimumReplicasAvailable"),
         ("Progressing", "True", "NewReplicaSetAvailable"),
     ]
-    assert reconcile_deployment({**d, "status": status}, [rs], pods, NOW + 5) == []
+    revised = {**d, "metadata": {**d["metadata"], "annotations": {REVISION: "1"}}}  # the revision annotation
+    assert reconcile_deployment({**revised, "status": status}, [rs], pods, NOW + 5) == []
