@@ -1,7 +1,9 @@
-"""`make demo`: bring up a local cluster and play the seed's story, one `skiff` command at a time.
+"""`make demo`: bring up a local cluster and play the seed's story, one command at a time.
 
-Every command is printed as a person would type it, followed by its output. The cluster is left
-running at the end (`make down` stops it).
+The story is told with the real `kubectl` when it is on PATH (through the kubeconfig `skiff up`
+merged), and with `skiff` otherwise (or with --skiff); the cluster's own verbs (up, cluster status,
+kill, start) are always `skiff`. Every command is printed as a person would type it, followed by its
+output. The cluster is left running at the end (`make down` stops it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import http.client
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,11 +28,30 @@ BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else
 
 
 class Story:
-    def __init__(self, config: Path | None) -> None:
+    def __init__(self, config: Path | None, kubectl: str | None) -> None:
         self.env = dict(os.environ)
         if config is not None:
             self.env["SKIFF_CONFIG"] = str(config)
         self.skiff_bin = str(Path(sys.executable).with_name("skiff"))
+        self.kubectl = kubectl
+        self.tool = "kubectl" if kubectl else "skiff"
+
+    def k(self, *args: str, check: bool = True, quiet: bool = False) -> str:
+        """Run a kubectl verb: with kubectl when the story uses it, else the same words with skiff."""
+        if self.kubectl is None:
+            return self.run(*args, check=check, quiet=quiet)
+        if not quiet:
+            print(f"{BOLD}$ kubectl {' '.join(shlex.quote(a) for a in args)}{RESET}", flush=True)
+        proc = subprocess.run(
+            [self.kubectl, *args], env=self.env, capture_output=True, text=True, cwd=ROOT, timeout=120
+        )
+        if not quiet:
+            sys.stdout.write(proc.stdout)
+            sys.stdout.write(proc.stderr)
+            sys.stdout.flush()
+        if check and proc.returncode != 0:
+            raise SystemExit(f"demo: `kubectl {' '.join(args)}` failed (exit {proc.returncode})")
+        return proc.stdout
 
     def say(self, text: str) -> None:
         print(f"\n{DIM}# {text}{RESET}", flush=True)
@@ -50,7 +72,7 @@ class Story:
         return proc.stdout
 
     def json(self, *args: str) -> dict:
-        return json.loads(self.run(*args, "-o", "json", quiet=True))
+        return json.loads(self.k(*args, "-o", "json", quiet=True))
 
     def wait(self, what: str, predicate, timeout: float = 60.0) -> None:
         end = time.monotonic() + timeout
@@ -97,9 +119,12 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=None, help="client config to write and use")
     p.add_argument("--http-port", type=int, default=8080)
     p.add_argument("--keep", action="store_true", help="reuse a running cluster instead of starting one")
+    p.add_argument(
+        "--skiff", action="store_true", help="tell the story with skiff even if kubectl is installed"
+    )
     args = p.parse_args()
     started = time.monotonic()
-    story = Story(args.config)
+    story = Story(args.config, None if args.skiff else shutil.which("kubectl"))
 
     if not args.keep:
         if cluster_running(args.state_dir):
@@ -127,22 +152,25 @@ def main() -> None:
         story.run(*up)
     story.run("cluster", "status")
 
-    story.say("Run the demo image as a deployment")
-    story.run("run", "demo", "--image=jweissig/alpine-k8s-pod-lb-demo", "--port=5005")
+    story.say(f"Run the demo image as a deployment (told with {story.tool})")
+    if story.kubectl:
+        story.k("create", "deployment", "demo", "--image=jweissig/alpine-k8s-pod-lb-demo", "--port=5005")
+    else:
+        story.run("run", "demo", "--image=jweissig/alpine-k8s-pod-lb-demo", "--port=5005")
     story.wait("the first pod", lambda: len(story.ready_pods("demo")) >= 1)
-    story.run("get", "deployment", "demo")
-    story.run("get", "nodes")
+    story.k("get", "deployment", "demo")
+    story.k("get", "nodes")
 
     story.say("Expose it as a NodePort service, and route the ingress to it")
-    story.run("expose", "deployment", "demo", "--target-port=5005", "--type=NodePort")
-    story.run("get", "service", "demo")
-    story.run("apply", "-f", str((EXAMPLES / "basic-ingress.yaml").relative_to(ROOT)))
-    story.run("get", "ingress", "basic-ingress")
+    story.k("expose", "deployment", "demo", "--target-port=5005", "--type=NodePort")
+    story.k("get", "service", "demo")
+    story.k("apply", "-f", str((EXAMPLES / "basic-ingress.yaml").relative_to(ROOT)))
+    story.k("get", "ingress", "basic-ingress")
 
     story.say("Scale to ten replicas; the scheduler spreads them over the workers")
-    story.run("scale", "--replicas=10", "deployment/demo")
+    story.k("scale", "--replicas=10", "deployment/demo")
     story.wait("10 ready pods", lambda: len(story.ready_pods("demo")) == 10)
-    story.run("get", "deployments")
+    story.k("get", "deployments")
 
     config = json.loads(Path(story.env.get("SKIFF_CONFIG", Path.home() / ".skiff/config.json")).read_text())
     lb = config.get("lb") or {}
@@ -153,10 +181,10 @@ def main() -> None:
         status, host = http_get(address, port)
         names.append(host)
         print(f"  request {i + 1:2}: HTTP {status} from {host}")
-    story.run("get", "pods", "-o", "wide")
+    story.k("get", "pods", "-o", "wide")
     listed = {p["metadata"]["name"] for p in story.ready_pods("demo")}
     print(
-        f"  {len(set(names))} distinct pods answered; all listed by `skiff get pods`: {set(names) <= listed}"
+        f"  {len(set(names))} distinct pods answered; all listed by `{story.tool} get pods`: {set(names) <= listed}"
     )
 
     story.say("Chaos: kill one container with kill -9; the agent restarts it")
@@ -174,15 +202,15 @@ def main() -> None:
                 )
             ),
         )
-        story.run("get", "pod", victim["metadata"]["name"])
+        story.k("get", "pod", victim["metadata"]["name"])
 
     node = victim["spec"]["nodeName"]
     story.say(f"Chaos: kill the whole worker {node} (its agent and its containers)")
     story.run("kill", node, "--with-containers")
     story.wait(f"{node} NotReady", lambda: _node_ready(story, node) is False, timeout=30)
-    story.run("get", "nodes")
+    story.k("get", "nodes")
     story.wait("10 ready pods on the other workers", lambda: _healed(story, node), timeout=60)
-    story.run("get", "pods", "-o", "wide")
+    story.k("get", "pods", "-o", "wide")
 
     story.say(f"Bring {node} back")
     story.run("start", node)
@@ -190,6 +218,7 @@ def main() -> None:
     print(
         f"  skiff get pods -o wide          # what runs where (config: {story.env.get('SKIFF_CONFIG', '~/.skiff/config.json')})"
     )
+    print("  kubectl get pods -o wide        # the same through the Kubernetes API (context skiff)")
     print(f"  curl http://{address}:{port}/    # through the load balancer")
     print("  make down                       # stop every process the cluster started")
 

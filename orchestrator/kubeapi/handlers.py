@@ -271,23 +271,40 @@ class ResourceHandlers:
     async def watch(self, target: Target, query: Query, want_table: bool) -> AsyncGenerator[Obj, None]:
         """The events of a watch, as Kubernetes' WatchEvent documents ({type, object}).
 
-        Without a resourceVersion (or with "0") the current objects come first as ADDED. An expired
-        resourceVersion ends the stream with an ERROR event holding a 410 Status."""
+        The request is checked (and this replica given a moment to reach the revision asked for)
+        before this returns, so that a bad request is answered before the stream starts. Without a
+        resourceVersion (or with "0") the current objects come first as ADDED. A revision the
+        history has dropped ends the stream with errors.TooOld (the server sends an ERROR event)."""
         r = target.resource
         keep = self._filter(target, query)
         start = query.get("resourceVersion")
-        bookmarks = query.flag("allowWatchBookmarks")
         timeout = query.integer("timeoutSeconds")
-        deadline = None if not timeout or timeout <= 0 else asyncio.get_running_loop().time() + timeout
+        initial: tuple[Obj, ...] = ()
         if start in ("", "0"):
             items, revision = self.store.list(r.kind)
-            for obj in sorted((o for o in items if keep(o)), key=_key):
-                yield self._event("ADDED", obj, r, want_table, revision)
+            initial = tuple(sorted((o for o in items if keep(o)), key=_key))
         else:
             if not start.isascii() or not start.isdigit():
                 raise errors.Invalid(f"resourceVersion: {start!r} is not a valid resource version")
             revision = int(start)
             await self._caught_up(revision)
+        return self._events(
+            r, keep, revision, initial, want_table, query.flag("allowWatchBookmarks"), timeout
+        )
+
+    async def _events(
+        self,
+        r: Resource,
+        keep: Filter,
+        revision: int,
+        initial: tuple[Obj, ...],
+        want_table: bool,
+        bookmarks: bool,
+        timeout: int | None,
+    ) -> AsyncGenerator[Obj, None]:
+        deadline = None if not timeout or timeout <= 0 else asyncio.get_running_loop().time() + timeout
+        for obj in initial:
+            yield self._event("ADDED", obj, r, want_table, revision)
         stream = changes(self.store, keep, revision, bookmark_interval=WATCH_BOOKMARK_INTERVAL)
         try:
             while True:

@@ -9,6 +9,7 @@ answered as a Kubernetes `Status` (`status.status_for`), one line, never a trace
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import ssl
@@ -233,19 +234,13 @@ class KubeApi:
     async def _watch(
         self, request: web.Request, target: Target, query: Query, table: bool
     ) -> web.StreamResponse:
-        events = self.resources.watch(target, query, table)
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            first = None
+        events = await self.resources.watch(target, query, table)
         response = web.StreamResponse(headers={"Content-Type": JSON_TYPE})
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
-            if first is not None:
-                await response.write(json.dumps(first, separators=(",", ":")).encode() + b"\n")
-                async for event in events:
-                    await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            async for event in events:
+                await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
         except errors.TooOld as e:
             code, doc = status.status_for(e)
             await response.write(json.dumps({"type": "ERROR", "object": doc}).encode() + b"\n")
@@ -253,7 +248,8 @@ class KubeApi:
             log.debug("watch of %s ended: %s", target.resource.plural, e)
         finally:
             await events.aclose()
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
         return response
 
     async def _logs(self, request: web.Request, target: Target, query: Query) -> web.StreamResponse:
@@ -274,7 +270,8 @@ class KubeApi:
             log.debug("logs of %s ended: %s", target.name, e)
         finally:
             await chunks.aclose()
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
         return response
 
 

@@ -38,6 +38,7 @@ class MasterSet:
         self.tokens_file = tmp / "tokens.json"
         self.tokens_file.write_text(json.dumps(TOKENS))
         self.procs: dict[int, subprocess.Popen] = {}
+        self.per_master: list[list[str]] = [[] for _ in range(n)]  # flags for one master only
 
     def start(self, i: int) -> None:
         peers = ",".join(r for j, r in enumerate(self.raft) if j != i)
@@ -59,6 +60,7 @@ class MasterSet:
             "--tokens-file",
             str(self.tokens_file),
             *self.extra,
+            *self.per_master[i],
         ]
         self.procs[i] = subprocess.Popen(
             argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

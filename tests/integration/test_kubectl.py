@@ -607,3 +607,73 @@ def test_killing_a_master_leaves_kubectl_and_watches_working(cluster: Cluster) -
     assert len(added) == len(set(added)), "an event was seen twice"
     revisions = [int(r) for _, _, r in seen]
     assert revisions == sorted(revisions), "events out of order"
+
+
+# ---------------------------------------------------------------- REST semantics a client library relies on
+
+
+def test_rest_resource_versions_paging_watch_and_verbs(cluster: Cluster) -> None:
+    c = cluster
+    cms = "/api/v1/namespaces/default/configmaps"
+
+    def cm(name: str, **extra: Any) -> bytes:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"paging": "yes"}},
+        }
+        return json.dumps({**doc, **extra}).encode()
+
+    # A stale resourceVersion on update is a 409 Conflict.
+    code, first, _ = request(c, "POST", cms, cm("rv-test", data={"v": "1"}))
+    assert code == 201
+    code, second, _ = request(c, "PUT", f"{cms}/rv-test", cm("rv-test", data={"v": "2"}))
+    assert code == 200 and second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+    stale = {**first, "data": {"v": "3"}}
+    code, doc, _ = request(c, "PUT", f"{cms}/rv-test", json.dumps(stale).encode())
+    assert (code, doc["reason"]) == (409, "Conflict"), doc
+    assert request(c, "GET", f"{cms}/rv-test")[1]["data"] == {"v": "2"}
+
+    # fieldValidation=Warn drops an unknown field and says so in a Warning header.
+    code, doc, headers = request(c, "POST", f"{cms}?fieldValidation=Warn", cm("warned", dta={"a": "1"}))
+    assert code == 201 and "dta" not in doc, doc
+    assert 'unknown field "dta"' in headers.get("Warning", ""), headers
+
+    # limit/continue pages through a list once, in order.
+    for i in range(5):
+        assert request(c, "POST", cms, cm(f"page-{i}"))[0] == 201
+    names: list[str] = []
+    token = ""
+    for _ in range(10):
+        code, page, _ = request(c, "GET", f"{cms}?labelSelector=paging%3Dyes&limit=2&continue={token}")
+        assert code == 200 and len(page["items"]) <= 2
+        names += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert names == sorted(["page-0", "page-1", "page-2", "page-3", "page-4", "rv-test", "warned"]), names
+
+    # A watch from the list's revision sees a later change, and timeoutSeconds ends it.
+    rv = request(c, "GET", cms)[1]["metadata"]["resourceVersion"]
+    host, port, ctx = api_server(c)
+    conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=20)
+    conn.request(
+        "GET",
+        f"{cms}?watch=true&resourceVersion={rv}&timeoutSeconds=3",
+        headers={"Authorization": f"Bearer {c.token()}"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 200
+    started = time.monotonic()
+    assert request(c, "POST", cms, cm("watched"))[0] == 201
+    events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    conn.close()
+    assert time.monotonic() - started < 10
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "watched")], events
+
+    # A verb a resource does not serve is 405; deletecollection takes a selector.
+    code, doc, _ = request(c, "PUT", cms, cm("nope"))
+    assert (code, doc["reason"]) == (405, "MethodNotAllowed"), doc
+    code, _, _ = request(c, "DELETE", f"{cms}?labelSelector=paging%3Dyes")
+    assert code == 200
+    assert request(c, "GET", f"{cms}?labelSelector=paging%3Dyes")[1]["items"] == []

@@ -262,11 +262,22 @@ async def clean_slate(cluster: Cluster) -> None:
                 with contextlib.suppress(errors.NotFound):
                     await api.delete(kind, NS, obj["metadata"]["name"])
 
+        left: list[str] = []
+
         async def no_pods() -> bool:
             pods, _ = await api.list("Pod", NS)
+            # What is left, for the failure message: name, node, phase, and whether it is terminating.
+            left[:] = [
+                f"{p['metadata']['name']}@{p['spec'].get('nodeName') or '-'}:{(p.get('status') or {}).get('phase')}"
+                f"{'(terminating)' if p['metadata'].get('deletionTimestamp') else ''}"
+                for p in pods
+            ]
             return not pods
 
-        await wait_until(no_pods, "no pods left from an earlier test", 30)
+        try:
+            await wait_until(no_pods, "no pods left from an earlier test", 30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; left: {left}") from None
 
 
 # ---------------------------------------------------------------- the seed's flow

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every suite (see bench/__main__.py)."""
