@@ -142,12 +142,21 @@ def env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
 
 
-def allocate_ports(pod: Mapping[str, Any], address: str) -> list[Obj]:
-    """Each container port -> a free host port on the node's address (a set hostPort is kept)."""
+def allocate_ports(pod: Mapping[str, Any], address: str, taken: Iterable[int] = ()) -> list[Obj]:
+    """Each container port -> a free host port on the node's address (a set hostPort is kept).
+
+    A port the kernel hands out for bind(0) is free now but not reserved: a container that has not
+    bound it yet leaves it free, and the next bind(0) may get it again. So `taken` (the ports of the
+    node's other pods) and the ports chosen for this pod are never chosen twice.
+    """
+    used = set(taken)
     out = []
     for c in (pod.get("spec") or {}).get("containers") or []:
         for p in c.get("ports") or []:
-            host_port = int(p.get("hostPort") or 0) or free_port(address)
+            host_port = int(p.get("hostPort") or 0)
+            while not host_port or (host_port in used and not p.get("hostPort")):
+                host_port = free_port(address)
+            used.add(host_port)
             m: Obj = {
                 "containerPort": int(p["containerPort"]),
                 "hostPort": host_port,
@@ -360,7 +369,8 @@ class ContainerRuntime:
     def _new_pod(self, key: str, pod: Obj) -> PodSlot:
         d = self.pods_dir / key
         d.mkdir(parents=True, exist_ok=True)
-        slot = PodSlot(key, d, pod, allocate_ports(pod, self.cfg.address), self.clock())
+        taken = [m["hostPort"] for other in self.pods.values() for m in other.mappings]
+        slot = PodSlot(key, d, pod, allocate_ports(pod, self.cfg.address, taken), self.clock())
         slot.save()
         self.pods[key] = slot
         log.info("pod assigned pod=%s/%s ports=%s", *slot.ref[:2], [m["hostPort"] for m in slot.mappings])
