@@ -94,3 +94,29 @@ def test_fresh_discards_data_and_logs_but_keeps_tokens(tmp_path: Path) -> None:
     assert not (tmp_path / "workers").exists()
     assert not (tmp_path / "logs").exists()
     assert L.load_tokens(tmp_path) == tokens
+
+
+def test_up_merges_the_kubeconfig_and_down_removes_exactly_its_entries(tmp_path: Path) -> None:
+    from orchestrator import certs, kubeconfig
+
+    state = tmp_path / "state"
+    layout = L.plan(args(), state, lb_enabled=True)
+    assert layout.lb is not None
+    L.cluster_pki(state, layout)
+    target = tmp_path / "kube" / "config"
+    other = kubeconfig.entry("work", "https://10.0.0.1:6443", b"CA", "t0")
+    kubeconfig.save(target, other)
+    server = L.api_server_url(layout)
+    assert server == f"https://{layout.lb['address']}:6443"
+    written = L.merge_kubeconfig(argparse.Namespace(kubeconfig=str(target)), state, server, "admin-t")
+    assert written == target
+    merged = kubeconfig.load(target)
+    assert merged["current-context"] == L.KUBE_NAME
+    assert {c["name"] for c in merged["clusters"]} == {"work", L.KUBE_NAME}
+    (state / "config.json").write_text(json.dumps({"kubeconfig": str(target)}))
+    L.forget_kubeconfig(state)
+    assert kubeconfig.load(target)["clusters"] == other["clusters"]  # the other cluster is untouched
+    assert [u["name"] for u in kubeconfig.load(target)["users"]] == ["work"]
+    m1 = certs.read_pair(state / "pki" / "m1.crt", state / "pki" / "m1.key")
+    ips, _ = certs.subject_alt_names(m1.cert)
+    assert {layout.masters[0]["address"], layout.lb["address"]} <= {str(ip) for ip in ips}  # via the lb too
