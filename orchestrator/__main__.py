@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import uvloop
 
@@ -14,6 +16,26 @@ from orchestrator.master import Master, MasterOptions
 from orchestrator.store.raft import RaftTiming
 
 log = logging.getLogger("orchestrator")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an IP or "localhost") can be reached only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def read_secret(path: str) -> str | None:
+    """The Raft secret from its file (never argv or the environment, where `ps` and /proc show it)."""
+    if not path:
+        return None
+    secret = Path(path).read_text().strip()
+    if not secret:
+        raise SystemExit(f"orchestrator: --raft-secret-file {path} is empty")
+    return secret
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -24,7 +46,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--peers", default="", help="comma-separated Raft addresses of the other masters")
     p.add_argument("--data-dir", required=True, help="journal and snapshot directory")
     p.add_argument("--tokens-file", required=True, help='JSON {"token": "admin|viewer|node"}')
-    p.add_argument("--raft-password", default=None, help="encrypt Raft traffic (needed off loopback)")
+    p.add_argument(
+        "--raft-secret-file",
+        default="",
+        help="file holding the cluster's Raft secret (authenticates and encrypts Raft; required off loopback)",
+    )
     p.add_argument("--node-grace", type=float, default=3.0, help="seconds without heartbeat -> NotReady")
     p.add_argument("--pod-eviction-timeout", type=float, default=2.0, help="NotReady seconds -> evict pods")
     p.add_argument("--lease-duration", type=float, default=3.0, help="controllers' leader lease (s)")
@@ -46,6 +72,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-controllers", action="store_true", help="serve the API only (benchmarks)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
+    if not args.raft_secret_file and not is_loopback(args.raft.rpartition(":")[0]):
+        p.error(
+            f"--raft {args.raft} is not a loopback address: --raft-secret-file is required (Raft speaks pickle)"
+        )
     if args.kube_api and not args.kube_api_insecure and not (args.tls_cert_file and args.tls_key_file):
         p.error("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
     return args
@@ -72,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         peers=[p for p in args.peers.split(",") if p],
         data_dir=args.data_dir,
         tokens_file=args.tokens_file,
-        raft_password=args.raft_password,
+        raft_password=read_secret(args.raft_secret_file),
         timing=timing,
         node_grace=args.node_grace,
         pod_eviction_timeout=args.pod_eviction_timeout,

@@ -98,6 +98,7 @@ class Master:
             healthy=bool(raft.get("leader")) and bool(raft.get("has_quorum", True)),
             peers=self.options.peers,
             partner_nodes_connected=self.gateway.connected if hasattr(self, "gateway") else 0,
+            raft_rejected=self.store.raft_rejected,
         )
 
     async def _run_controllers(self, cluster: LocalCluster) -> None:

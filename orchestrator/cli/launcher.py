@@ -421,6 +421,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
     pki = cluster_pki(state, layout)
+    raft_secret = state / "raft.secret"
+    if not raft_secret.exists():  # one random secret per cluster, kept across restarts
+        write_secret(raft_secret, secrets.token_urlsafe(32) + "\n")
     py = sys.executable
     masters_csv = ",".join(m["api"] for m in layout.masters)
     records: list[dict[str, Any]] = []
@@ -435,6 +438,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--kube-api", m["kubeApi"], "--tls-cert-file", str(pki[f"{m['name']}.crt"]),
             "--tls-key-file", str(pki[f"{m['name']}.key"]),
             *(["--ingress-address", f"{layout.lb['address']}:{layout.lb['httpPort']}"] if layout.lb else []),
+            "--raft-secret-file", str(raft_secret),
             "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
             "--node-grace", str(args.node_grace), "--pod-eviction-timeout", str(args.pod_eviction_timeout),
             "--log-level", args.log_level,

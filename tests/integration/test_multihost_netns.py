@@ -12,7 +12,7 @@ Needs root (skipped otherwise). The test builds, and always removes, this topolo
 
 Each "host" has its own directory (its own copy of the tokens file / node token, data or state dir), and
 no namespace has a route to anything but 10.77.0.0/24: nothing can work by reaching 127.0.0.1 or a
-shared socket. Masters run Raft with --raft-password. The flow: the seed flow (skiff run demo, scale to
+shared socket. Masters run Raft with --raft-secret-file. The flow: the seed flow (skiff run demo, scale to
 4, pods Running on several agents, GET hostIP:hostPort answered with the pod's name, also from another
 agent's namespace, skiff logs through a master), then the Raft leader is cut off from every other
 master and agent by iptables DROP inside its namespace (the host keeps reaching its API, standing in for
@@ -259,11 +259,13 @@ async def test_masters_and_agents_on_separate_hosts(lab: Lab, tmp_path: Path, li
         home = tmp_path / "hosts" / m
         home.mkdir(parents=True)
         (home / "tokens.json").write_text(json.dumps(TOKENS))
+        (home / "raft.secret").write_text(RAFT_PASSWORD + "\n")
+        (home / "raft.secret").chmod(0o600)
         peers = ",".join(r for other, r in rafts.items() if other != m)
         lab.spawn(
             m, "-m", "orchestrator", "--name", m, "--api", apis[m], "--raft", rafts[m],
             "--peers", peers, "--data-dir", str(home / "data"), "--tokens-file", str(home / "tokens.json"),
-            "--raft-password", RAFT_PASSWORD, "--node-grace", str(NODE_GRACE), "--pod-eviction-timeout", "10",
+            "--raft-secret-file", str(home / "raft.secret"), "--node-grace", str(NODE_GRACE), "--pod-eviction-timeout", "10",
         )  # fmt: skip
     for i, (w, address) in enumerate(AGENTS.items()):
         # Each agent prefers a different master (as if each were near one), so whichever master is cut
@@ -321,7 +323,7 @@ async def multihost_flow(
     st = await statuses(client, apis)
     assert {s.raft_address for s in st.values()} == set(rafts.values())
 
-    # The Raft port speaks pickle: with --raft-password it answers only who knows the password.
+    # The Raft port speaks pickle: with a Raft secret it answers only who knows the secret.
     await asyncio.to_thread(check_raft_password, rafts[leader])
 
     async def nodes_ready() -> list[dict[str, Any]] | None:
