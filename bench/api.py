@@ -106,9 +106,57 @@ def raw_pysyncobj(tmp: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def load(
+    tmp: Path, subnet: str, seconds: float, extra: tuple[str, ...] = ()
+) -> tuple[list[float], list[dict]]:
+    """Sequential latencies, then 64 clients' results, against 3 fresh masters started with `extra`."""
+    ms = MasterSet(tmp, subnet, extra=("--no-controllers", *extra))
+    ms.start_all()
+    try:
+
+        async def prepare() -> None:
+            c = ms.client()
+            await ms.wait_leader(c)
+            await c.close()
+
+        arun(prepare())
+        lat = arun(sequential(ms.api, "admin-token", 1000))
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.api",
+                    "--client",
+                    ",".join(ms.api),
+                    "--clients",
+                    "32",
+                    "--seconds",
+                    str(seconds),
+                    "--tag",
+                    f"p{k}",
+                    "--out",
+                    str(tmp / f"load{k}.json"),
+                ],
+                cwd=ROOT,
+            )  # fmt: skip
+            for k in range(2)
+        ]
+        for p in procs:
+            p.wait(timeout=seconds + 60)
+        return lat, [json.loads((tmp / f"load{k}.json").read_text()) for k in range(2)]
+    finally:
+        ms.close()
+
+
 def run(seconds: float = 10.0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        # The same load with Raft authenticated (the secret skiff up always sets), in the same run.
+        secret = tmp / "raft.secret"
+        secret.write_text("bench-" + os.urandom(16).hex() + "\n")
+        (tmp / "auth").mkdir()
+        auth_lat, auth_results = load(tmp / "auth", "127.0.42", seconds, ("--raft-secret-file", str(secret)))
         ms = MasterSet(tmp, "127.0.41", extra=("--no-controllers",))
         ms.start_all()
         try:
@@ -151,7 +199,11 @@ def run(seconds: float = 10.0) -> dict:
     all_lat = [x for r in results for x in r["latencies"]]
     writes = sum(r["writes"] for r in results)
     elapsed = max(r["seconds"] for r in results)
+    auth_rate = sum(r["writes"] for r in auth_results) / max(r["seconds"] for r in auth_results)
     return {
+        "api_raft_secret_sequential_p50_ms": pct(auth_lat, 0.5),
+        "api_raft_secret_64_clients_writes_per_s": auth_rate,
+        "api_raft_secret_over_plain_writes_ratio": auth_rate / (writes / elapsed),
         "api_sequential_p50_ms": pct(lat, 0.5),
         "api_sequential_p99_ms": pct(lat, 0.99),
         "api_64_clients_writes_per_s": writes / elapsed,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.model import controller_of, label_selector_matches, labels_of, name_of, template_hash
 
 Obj = dict[str, Any]
+RS = TypeVar("RS", bound=Mapping[str, Any])
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -47,9 +48,12 @@ def deployment_template_hash(deployment: Mapping[str, Any]) -> str:
     return template_hash(template_without_hash(deployment["spec"].get("template") or {}))
 
 
-def owned_replicasets(deployment: Mapping[str, Any], replicasets: Iterable[Obj]) -> list[Obj]:
+def owned_replicasets(
+    deployment: Mapping[str, Any], replicasets: Iterable[RS], *, orphans: bool = True
+) -> list[RS]:
     """The ReplicaSets whose controller reference names the Deployment (and its uid, when both carry
-    one), plus those with no controller that its selector matches; in the given order."""
+    one), plus, with `orphans`, those with no controller that its selector matches (the ones the
+    controller would adopt); in the given order."""
     uid = (deployment.get("metadata") or {}).get("uid")
     selector = (deployment.get("spec") or {}).get("selector")
     out = []
@@ -58,7 +62,7 @@ def owned_replicasets(deployment: Mapping[str, Any], replicasets: Iterable[Obj])
         if ref and ref.get("kind") == "Deployment" and ref.get("name") == name_of(deployment):
             if not uid or not ref.get("uid") or ref["uid"] == uid:
                 out.append(rs)
-        elif ref is None and label_selector_matches(selector, labels_of(rs)):
+        elif orphans and ref is None and label_selector_matches(selector, labels_of(rs)):
             out.append(rs)
     return out
 

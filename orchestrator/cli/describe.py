@@ -33,7 +33,7 @@ from orchestrator.tables import (
     pod_status,
     service_external_ip,
 )
-from orchestrator.workloads import newest_replicaset
+from orchestrator.workloads import newest_replicaset, owned_replicasets
 
 KEY_WIDTH = 24
 
@@ -495,13 +495,7 @@ def describe_deployment(
             ),
             2,
         )
-    uid = meta.get("uid")
-    owners = [(rs, controller_of(rs) or {}) for rs in replicasets]
-    owned = [
-        rs
-        for rs, owner in owners
-        if owner.get("name") == meta.get("name") and (not uid or not owner.get("uid") or owner["uid"] == uid)
-    ]
+    owned = owned_replicasets(dep, replicasets, orphans=False)
     new = newest_replicaset(dep, owned)
     old = [rs for rs in owned if rs is not new and (rs.get("spec") or {}).get("replicas", 0) > 0]
     w.kv("OldReplicaSets", ", ".join(_rs_summary(rs) for rs in old) or "<none>")

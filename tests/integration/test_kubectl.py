@@ -210,14 +210,14 @@ def test_get_watch_sees_a_change_within_a_second(cluster: Cluster) -> None:
         until(lambda: len(lines) >= 10, "the watch's initial rows", 20)
         time.sleep(0.5)
         before = len(lines)
-        changed = time.monotonic()
         kubectl(c, "label", "pod", pod, "watched=yes")
+        changed = time.monotonic()  # the label is stored once kubectl returns
         arrived = until(
             lambda: next((t for t, line in lines[before:] if pod in line and "MODIFIED" in line), None),
             "the watch event",
             10,
         )
-        assert arrived - changed < 1.0 + 0.5, arrived - changed  # kubectl's own start-up included
+        assert arrived - changed < 1.0, arrived - changed
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -328,12 +328,21 @@ def test_auth_can_i_by_role(cluster: Cluster, tmp_path: Path) -> None:
 
 def test_apply_kustomization_and_server_side(cluster: Cluster, tmp_path: Path) -> None:
     c = cluster
-    for name in ("configmap.yaml",):
+    examples = ("configmap.yaml", "demo-deployment.yaml", "demo-service.yaml")
+    for name in examples:
         shutil.copy(REPO / "examples" / name, tmp_path / name)
     (tmp_path / "kustomization.yaml").write_text(
-        "resources:\n  - configmap.yaml\nnamePrefix: kz-\ncommonLabels:\n  owner: kustomize\n"
+        "resources:\n"
+        + "".join(f"  - {n}\n" for n in examples)
+        + "namePrefix: kz-\ncommonLabels:\n  owner: kustomize\n"
     )
-    assert "configmap/kz-demo-config created" in kubectl(c, "apply", "-k", str(tmp_path)).stdout
+    applied = kubectl(c, "apply", "-k", str(tmp_path)).stdout
+    for made in (
+        "configmap/kz-demo-config created",
+        "deployment.apps/kz-demo created",
+        "service/kz-demo created",
+    ):
+        assert made in applied, applied
     assert (
         kubectl(c, "get", "configmap", "kz-demo-config", "-o", "jsonpath={.metadata.labels.owner}").stdout
         == "kustomize"
