@@ -146,6 +146,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("Status", "The namespace's phase: Active or Terminating"),
         _AGE,
     ),
+    "EndpointSlice": (
+        _name(),
+        Column("AddressType", "The kind of the addresses: IPv4"),
+        Column("Ports", "The ports of the endpoints"),
+        Column("Endpoints", "The first addresses"),
+        _AGE,
+    ),
 }
 
 
@@ -464,4 +471,9 @@ def cells(
         return [name, len(obj.get("data") or {}), created]
     if kind == "Namespace":
         return [name, status.get("phase") or "Active", created]
+    if kind == "EndpointSlice":
+        ports = ",".join(str(p.get("port")) for p in obj.get("ports") or []) or "<unset>"
+        addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+        shown = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
+        return [name, obj.get("addressType", ""), ports, shown or "<unset>", created]
     raise ValueError(f"no table for kind {kind}")

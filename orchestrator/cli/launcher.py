@@ -458,7 +458,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if layout.lb:
         lb = layout.lb
         argv = [
-            py, "-m", "lb", "--masters", masters_csv, "--token-file", str(state / "admin.token"),
+            # Least privilege: the balancer only reads and watches Services, Endpoints and Ingresses.
+            py, "-m", "lb", "--masters", masters_csv, "--token-file", str(state / "viewer.token"),
             "--address", lb["address"], "--http-port", str(lb["httpPort"]), "--workers", str(args.lb_workers),
             "--metrics-port", str(lb["metricsPort"]), "--health-port", str(lb["healthPort"]),
             "--log-level", args.log_level,

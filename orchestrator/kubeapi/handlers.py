@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import json
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -21,7 +22,7 @@ from typing import Any
 from orchestrator import errors, model, tables
 from orchestrator.api.logs import pod_logs
 from orchestrator.auth import Authenticator
-from orchestrator.kubeapi import bodies, convert, patch
+from orchestrator.kubeapi import bodies, convert, patch, slices
 from orchestrator.kubeapi.resources import Resource
 from orchestrator.kubeapi.routes import Target
 from orchestrator.store.query import Filter
@@ -68,6 +69,8 @@ class Query:
 
 def as_version(obj: Obj, resource: Resource) -> Obj:
     """A stored object as the version of the resource the client asked through."""
+    if resource.kind == "EndpointSlice":
+        return obj  # derived, already in its one version
     return convert.to_version(obj, resource.api_version)
 
 
@@ -232,7 +235,16 @@ class ResourceHandlers:
     # ------------------------------------------------------------ reads
 
     def get(self, target: Target, want_table: bool) -> Answer:
-        obj = self._stored(target)
+        if target.resource.kind == "EndpointSlice":
+            namespaced = Target(target.resource, self._namespace(target))
+            found = [
+                s for s in self._slices(namespaced, Query({}))[0] if s["metadata"]["name"] == target.name
+            ]
+            if not found:
+                raise errors.NotFound(f'{target.resource.group_resource} "{target.name}" not found')
+            obj = found[0]
+        else:
+            obj = self._stored(target)
         if want_table:
             return Answer(
                 200,
@@ -240,11 +252,31 @@ class ResourceHandlers:
             )
         return self._out(target, obj)
 
+    def _slices(self, target: Target, query: Query) -> tuple[builtins.list[Obj], int]:
+        """EndpointSlices derived from the stored Endpoints, selected like any list."""
+        try:
+            labels = model.parse_selector(query.get("labelSelector")) if query.get("labelSelector") else ()
+        except model.ValidationError as e:
+            raise errors.Invalid(str(e)) from None
+        items, revision = self.store.list("Endpoints")
+        out = [
+            s
+            for ep in items
+            if not target.namespace or ep["metadata"].get("namespace") == target.namespace
+            for s in slices.slices_of(ep)
+            if not labels or model.requirements_match(labels, model.labels_of(s))
+        ]
+        return out, revision
+
     def list(self, target: Target, query: Query, want_table: bool) -> Answer:
         r = target.resource
-        keep = self._filter(target, query)
-        items, revision = self.store.list(r.kind)
-        selected = sorted((o for o in items if keep(o)), key=_key)
+        if r.kind == "EndpointSlice":
+            selected, revision = self._slices(target, query)
+            selected.sort(key=_key)
+        else:
+            keep = self._filter(target, query)
+            items, revision = self.store.list(r.kind)
+            selected = sorted((o for o in items if keep(o)), key=_key)
         after = _after_of(query.get("continue")) if query.get("continue") else ""
         if after:
             selected = [o for o in selected if _key(o) > after]

@@ -72,9 +72,9 @@ class Resource:
 
 # ---------------------------------------------------------------- what the model does not know
 
-# Kubernetes' verbs for a stored resource, less "deletecollection": kubectl never sends it (`delete
-# --all` lists, then deletes one by one) and the server does not implement it.
-CRUD_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+# Kubernetes' verbs for a stored resource (client libraries send deletecollection; kubectl's `delete
+# --all` lists, then deletes one by one).
+CRUD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
 
 
@@ -90,6 +90,8 @@ class _Extra:
 # Used only while model.KINDS lacks the kind; once the model has it, the model's facts win.
 _NOT_IN_MODEL: dict[str, _Extra] = {
     "Namespace": _Extra(("v1",), False, ("namespaces", "namespace", "ns")),
+    # Never stored: read-only views of the Endpoints objects, for `kubectl describe service|ingress`.
+    "EndpointSlice": _Extra(("discovery.k8s.io/v1",), True, ("endpointslices", "endpointslice")),
     # Never stored: served so that `kubectl auth can-i` finds it in discovery.
     "SelfSubjectAccessReview": _Extra(
         ("authorization.k8s.io/v1",), False, ("selfsubjectaccessreviews", "selfsubjectaccessreview")
@@ -102,7 +104,10 @@ _SERVED: dict[str, tuple[str, ...]] = {
     "Ingress": ("networking.k8s.io/v1", "extensions/v1beta1"),
 }
 
-_VERBS: dict[str, tuple[str, ...]] = {"SelfSubjectAccessReview": ("create",)}
+_VERBS: dict[str, tuple[str, ...]] = {
+    "SelfSubjectAccessReview": ("create",),
+    "EndpointSlice": ("get", "list"),
+}
 
 # As in Kubernetes, whose "all" also holds kinds Skiff lacks (statefulsets, jobs, ...); not ingresses.
 _CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -131,7 +136,7 @@ _SUBRESOURCES: dict[str, tuple[_SubSpec, ...]] = {
 
 # Discovery order of the groups. kubectl's RESTMapper takes the first group that has a resource, so
 # networking.k8s.io must come before extensions for `kubectl get ingress` to use the v1 form.
-_GROUP_ORDER = ("", "apps", "networking.k8s.io", "authorization.k8s.io")
+_GROUP_ORDER = ("", "apps", "networking.k8s.io", "discovery.k8s.io", "authorization.k8s.io")
 _LEGACY_GROUPS = ("extensions",)
 
 

@@ -46,6 +46,26 @@ def _json(
     )
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _verb(method: str, target: Target, query: Query) -> str:
+    """The Kubernetes verb of a request on a resource itself ("" for a subresource's own rules)."""
+    if target.subresource:
+        return ""
+    if method == "GET":
+        return (
+            "watch"
+            if query.flag("watch") and target.is_collection
+            else "list"
+            if target.is_collection
+            else "get"
+        )
+    if method == "DELETE" and target.is_collection:
+        return "deletecollection"
+    return _VERBS.get(method, "")
+
+
 def _status(answer: tuple[int, Obj]) -> web.Response:
     return _json(*answer)
 
@@ -172,6 +192,9 @@ class KubeApi:
         h = self.resources
         query = Query(dict(request.query))
         method = request.method
+        verb = _verb(method, target, query)
+        if verb and verb not in target.resource.verbs:
+            return self._not_allowed(method, target)
         table = routes.wants_table(request.headers.get("Accept", ""))
         media = routes.content_type(request.headers.get("Content-Type", ""))
         sub = target.subresource

@@ -146,6 +146,8 @@ class Writer:
         if not isinstance(node, dict):
             raise errors.Invalid("a registered Node must be a JSON object")
         node = {"apiVersion": "v1", "kind": "Node", **node}
+        if node["kind"] != "Node":
+            raise errors.Invalid(f"kind: an agent registers a Node, not a {node['kind']!r}")
         try:
             node = model.validate(node)
         except model.ValidationError as e:

@@ -235,6 +235,8 @@ def test_describe_each_kind(cluster: Cluster) -> None:
     ]:
         out = kubectl(c, "describe", kind, name).stdout
         assert re.search(rf"(?m)^Name:\s+{re.escape(name)}$", out), out
+        if kind == "service":  # from the EndpointSlices derived from the Endpoints
+            assert re.search(r"(?m)^Endpoints:\s+127\.[\d.]+:\d+", out), out
 
 
 def test_logs_and_follow(cluster: Cluster) -> None:

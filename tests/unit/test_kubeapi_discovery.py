@@ -114,7 +114,7 @@ def test_aggregated_scale_subresource_is_an_autoscaling_scale() -> None:
 
 def test_aggregated_groups_in_discovery_order() -> None:
     names = [item["metadata"]["name"] for item in discovery.aggregated("/apis")["items"]]
-    assert names == ["apps", "networking.k8s.io", "authorization.k8s.io", "extensions"]
+    assert names == ["apps", "networking.k8s.io", "discovery.k8s.io", "authorization.k8s.io", "extensions"]
     assert discovery.aggregated("/api")["items"][0]["metadata"] == {"creationTimestamp": None}
 
 
@@ -154,7 +154,13 @@ def test_api_group_list() -> None:
     doc = discovery.api_group_list()
     assert (doc["kind"], doc["apiVersion"]) == ("APIGroupList", "v1")
     by_name = {g["name"]: g for g in doc["groups"]}
-    assert list(by_name) == ["apps", "networking.k8s.io", "authorization.k8s.io", "extensions"]
+    assert list(by_name) == [
+        "apps",
+        "networking.k8s.io",
+        "discovery.k8s.io",
+        "authorization.k8s.io",
+        "extensions",
+    ]
     assert by_name["extensions"] == {
         "name": "extensions",
         "versions": [{"groupVersion": "extensions/v1beta1", "version": "v1beta1"}],
@@ -194,7 +200,7 @@ def _legacy_entries(group: str, version: str) -> dict[str, dict[str, Any]]:
                 "singularName": "pod",
                 "namespaced": True,
                 "kind": "Pod",
-                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
                 "shortNames": ["po"],
                 "categories": ["all"],
             },
@@ -242,7 +248,7 @@ def _legacy_entries(group: str, version: str) -> dict[str, dict[str, Any]]:
                 "singularName": "node",
                 "namespaced": False,
                 "kind": "Node",
-                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
                 "shortNames": ["no"],
             },
         ),

@@ -38,6 +38,7 @@ def test_root_names_every_served_group_version() -> None:
             "api/v1": {"serverRelativeURL": "/openapi/v3/api/v1"},
             "apis/apps/v1": {"serverRelativeURL": "/openapi/v3/apis/apps/v1"},
             "apis/networking.k8s.io/v1": {"serverRelativeURL": "/openapi/v3/apis/networking.k8s.io/v1"},
+            "apis/discovery.k8s.io/v1": {"serverRelativeURL": "/openapi/v3/apis/discovery.k8s.io/v1"},
             "apis/authorization.k8s.io/v1": {"serverRelativeURL": "/openapi/v3/apis/authorization.k8s.io/v1"},
             "apis/extensions/v1beta1": {"serverRelativeURL": "/openapi/v3/apis/extensions/v1beta1"},
         }

@@ -29,6 +29,7 @@ EXPECTED = {
     ("apps/v1", "replicasets"): ("ReplicaSet", "replicaset", ("rs",), True, ("all",), ("scale", "status")),
     ("networking.k8s.io/v1", "ingresses"): ("Ingress", "ingress", ("ing",), True, (), ()),
     ("extensions/v1beta1", "ingresses"): ("Ingress", "ingress", ("ing",), True, (), ()),
+    ("discovery.k8s.io/v1", "endpointslices"): ("EndpointSlice", "endpointslice", (), True, (), ()),
     ("authorization.k8s.io/v1", "selfsubjectaccessreviews"): (
         "SelfSubjectAccessReview",
         "selfsubjectaccessreview",
@@ -76,8 +77,8 @@ def test_names_agree_with_model_resolve_kind() -> None:
 @pytest.mark.parametrize(
     ("kind", "verbs"),
     [
-        ("Pod", ("create", "delete", "get", "list", "patch", "update", "watch")),
-        ("Namespace", ("create", "delete", "get", "list", "patch", "update", "watch")),
+        ("Pod", ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+        ("Namespace", ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
         ("SelfSubjectAccessReview", ("create",)),
     ],
     ids=["stored", "namespace", "create-only"],
@@ -177,6 +178,7 @@ def test_group_versions_core_first_and_extensions_after_networking() -> None:
         ("", "v1"),
         ("apps", "v1"),
         ("networking.k8s.io", "v1"),
+        ("discovery.k8s.io", "v1"),
         ("authorization.k8s.io", "v1"),
         ("extensions", "v1beta1"),
     }
@@ -262,6 +264,7 @@ def test_groups_lists_versions_per_group() -> None:
         "": ("v1",),
         "apps": ("v1",),
         "networking.k8s.io": ("v1",),
+        "discovery.k8s.io": ("v1",),
         "authorization.k8s.io": ("v1",),
         "extensions": ("v1beta1",),
     }

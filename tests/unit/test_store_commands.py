@@ -88,3 +88,19 @@ def test_a_batch_applies_each_command_with_its_own_result() -> None:
     assert tag == "batch"
     assert [r[0] for r in results] == ["ok", "err"]
     assert results[1][1] == "ALREADY_EXISTS"
+
+
+async def test_an_agent_registers_only_a_node() -> None:
+    """A `register` carrying another kind (a Deployment) is refused before anything is proposed."""
+    import pytest
+
+    from orchestrator import errors
+    from orchestrator.store.writer import Writer
+
+    class NoStore:
+        async def propose(self, cmd: dict, timeout: float = 5.0) -> None:
+            raise AssertionError("nothing may be proposed")
+
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sneaky"}}
+    with pytest.raises(errors.Invalid, match="registers a Node"):
+        await Writer(NoStore()).register_node(deployment)  # type: ignore[arg-type]

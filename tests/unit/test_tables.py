@@ -68,7 +68,15 @@ EVENT: Obj = {
 }
 CONFIGMAP: Obj = {"kind": "ConfigMap", "metadata": meta("cfg"), "data": {"a": "1"}}
 NAMESPACE: Obj = {"kind": "Namespace", "metadata": meta("team-a"), "status": {"phase": "Active"}}
+SLICE: Obj = {
+    "kind": "EndpointSlice",
+    "metadata": meta("demo-0"),
+    "addressType": "IPv4",
+    "endpoints": [{"addresses": ["127.0.2.1"]}],
+    "ports": [{"port": 5005}],
+}
 OBJECTS: list[Obj] = [
+    SLICE,
     POD,
     DEPLOYMENT,
     REPLICASET,
