@@ -19,7 +19,7 @@ import grpc
 
 from orchestrator import errors
 from orchestrator.api.status import ANSWERED, status_of
-from orchestrator.auth import Authenticator
+from orchestrator.auth import Authenticator, Identity, bearer
 from orchestrator.store import commands
 from orchestrator.store.raft import Store
 from orchestrator.store.writer import Writer
@@ -56,11 +56,16 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
     # servicer stub does not type: it only has the iterator form of a stream handler.
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
         try:
-            self.auth.require(context.invocation_metadata(), "node")
+            metadata = context.invocation_metadata()
+            self.auth.require(metadata, "node")
+            ident = self.auth.identity(metadata)
+            token = bearer(metadata) or ""
             first = await context.read()
             if first is grpc.aio.EOF or not first.HasField("register"):
                 raise errors.Invalid("the first message on the stream must be register")
-            node = await self.writer.register_node(json.loads(first.register))
+            registered = json.loads(first.register)
+            _may_register(ident, registered)
+            node = await self.writer.register_node(registered)
             name = node["metadata"]["name"]
         except ANSWERED as e:
             await context.abort(*status_of(e))
@@ -78,25 +83,40 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_assignments(name, dirty, out))
                 tg.create_task(self._write(context, out))
-                await self._read(context, name, stream_id, out)
+                await self._read(context, name, stream_id, out, ident, token)
                 raise _StreamEnded
         except* _StreamEnded:
             pass
         except* errors.SkiffError as eg:
-            log.info("agent stream node=%s ended: %s", name, eg.exceptions[0])
+            ended = eg.exceptions[0]
+            log.info("agent stream node=%s ended: %s", name, ended)
+            if isinstance(ended, errors.PermissionDenied | errors.Unauthenticated):
+                await context.abort(*status_of(ended))
         finally:
             if self._dirty.get(name) is dirty:
                 del self._dirty[name]
             log.info("agent disconnected node=%s", name)
 
-    async def _read(self, context: Any, name: str, stream_id: str, out: asyncio.Queue) -> None:
+    async def _read(
+        self, context: Any, name: str, stream_id: str, out: asyncio.Queue, ident: Identity, token: str
+    ) -> None:
         while True:
             msg = await context.read()
             if msg is grpc.aio.EOF:
                 return
+            if not self.auth.valid(token):
+                raise errors.Unauthenticated(f'the credential of node "{name}" was revoked')
             if not msg.HasField("heartbeat"):
                 continue
             hb = msg.heartbeat
+            if ident.node:  # NodeRestriction: a node reports only the pods bound to it
+                for p in hb.pods:
+                    pod = self.store.get("Pod", p.namespace, p.name)
+                    bound = (pod.get("spec") or {}).get("nodeName") if pod else name
+                    if bound and bound != name:
+                        raise errors.PermissionDenied(
+                            f'node "{name}" may not report pod {p.namespace}/{p.name}, bound to "{bound}"'
+                        )
             rid = f"hb/{name}/{stream_id}/{hb.seq}"
             node_status = json.loads(hb.node_status) if hb.node_status else None
             pods = [
@@ -153,6 +173,19 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
     async def _write(self, context: Any, out: asyncio.Queue) -> None:
         while True:
             await context.write(await out.get())
+
+
+def _may_register(ident: Identity, obj: Any) -> None:
+    """Kubernetes' NodeRestriction for registration: a node's own credential registers only its own
+    Node (the shared node credential, for hollow nodes, may register any)."""
+    if not ident.node:
+        return
+    kind = obj.get("kind", "Node") if isinstance(obj, dict) else None
+    name = ((obj.get("metadata") or {}) if isinstance(obj, dict) else {}).get("name")
+    if kind != "Node" or name != ident.node:
+        raise errors.PermissionDenied(
+            f'node "{ident.node}" may register only the Node "{ident.node}", not {kind or "that"} {name!r}'
+        )
 
 
 def _ready(pod: Obj) -> str:

@@ -44,7 +44,7 @@ async def pod_logs(
     address = agent_address(store.get("Node", "", node_name))
     if not address:
         raise errors.Unavailable(f'node "{node_name}" has no agent address')
-    token = auth.token_for("node")
+    token = auth.token_for_node(node_name)
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
         call = api_grpc.AgentStub(channel).Logs(request, metadata=(("authorization", f"Bearer {token}"),))
         try:

@@ -21,13 +21,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator import certs, kubeconfig
+from orchestrator.auth import NODE_PREFIX
 from orchestrator.cli.config import config_path, default_config_path
 from orchestrator.cli.parser import Subcommands
 from orchestrator.procs import group_alive, is_ours, signal_group, spawn, stop_records, tail
@@ -260,21 +261,42 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_tokens(state: Path) -> dict[str, str]:
-    """role -> token; reuses the state dir's tokens so an existing config stays valid."""
+def load_tokens(state: Path, nodes: Iterable[str] = ()) -> dict[str, str]:
+    """identity -> token ("admin", "viewer", "node", and "node:<name>" for each of `nodes`: a node's
+    own credential); reuses the state dir's tokens so an existing config stays valid. Each token is
+    also written to <identity>.token (a node's as <name>.token), 0600."""
     path = state / "tokens.json"
-    roles: dict[str, str] = {}
+    known: dict[str, str] = {}
     try:
-        for tok, role in json.loads(path.read_text()).items():
-            roles.setdefault(role, tok)
+        for tok, ident in json.loads(path.read_text()).items():
+            known.setdefault(ident, tok)
     except (OSError, ValueError, AttributeError):
         pass
-    for role in ("admin", "node", "viewer"):
-        roles.setdefault(role, secrets.token_urlsafe(32))
-    write_secret(path, json.dumps({tok: role for role, tok in roles.items()}, indent=2) + "\n")
-    for role, tok in roles.items():
-        write_secret(state / f"{role}.token", tok + "\n")
-    return roles
+    wanted = ["admin", "node", "viewer", *(f"{NODE_PREFIX}{n}" for n in nodes)]
+    for ident in wanted:
+        known.setdefault(ident, secrets.token_urlsafe(32))
+    write_secret(path, json.dumps({tok: ident for ident, tok in known.items()}, indent=2) + "\n")
+    for ident, tok in known.items():
+        write_secret(state / f"{ident.removeprefix(NODE_PREFIX)}.token", tok + "\n")
+    return known
+
+
+def cmd_revoke_node(args: argparse.Namespace) -> int:
+    """Revoke one node's credential: the masters re-read the tokens file within a second, end that
+    node's stream and refuse it from then on; the other nodes are untouched."""
+    state = resolve_state_dir(args)
+    path = state / "tokens.json"
+    try:
+        tokens = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise LaunchError(f"no cluster recorded in {state}") from None
+    ident = f"{NODE_PREFIX}{args.name}"
+    if ident not in tokens.values():
+        raise LaunchError(f'no credential of node "{args.name}" in {path}')
+    write_secret(path, json.dumps({t: i for t, i in tokens.items() if i != ident}, indent=2) + "\n")
+    (state / f"{args.name}.token").unlink(missing_ok=True)
+    print(f'node "{args.name}": credential revoked')
+    return 0
 
 
 # ---------------------------------------------------------------- waiting
@@ -415,8 +437,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if lb_enabled and not available("lb"):
         print("warning: lb/__main__.py is missing: starting no load balancer", file=sys.stderr)
         lb_enabled = False
-    tokens = load_tokens(state)
     layout = plan(args, state, lb_enabled)
+    tokens = load_tokens(state, [w["name"] for w in layout.workers])
     write_json(state / LAYOUT, {"masters": layout.masters, "workers": layout.workers, "lb": layout.lb})
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
@@ -450,7 +472,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         wdir.mkdir(parents=True, exist_ok=True)
         argv = [
             py, "-m", "agents", "--name", w["name"], "--address", w["address"], "--masters", masters_csv,
-            "--token-file", str(state / "node.token"), "--state-dir", str(wdir),
+            "--token-file", str(state / f"{w['name']}.token"), "--state-dir", str(wdir),
             "--cpu", w["cpu"], "--memory", w["memory"], "--log-level", args.log_level,
         ]  # fmt: skip
         records.append({"name": w["name"], "role": "worker", "argv": argv, "log": str(logs / f"{w['name']}.log"),
@@ -701,6 +723,9 @@ def register(sub: Subcommands) -> None:
 
     p = cmd("down", "Stop the local cluster's recorded processes and their containers", cmd_down)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+
+    p = cmd("revoke-node", "Revoke one node's credential (its agent is cut off)", cmd_revoke_node)
+    p.add_argument("name", metavar="NODE")
 
     p = cmd("kubeconfig", "Print a kubeconfig for the local cluster", cmd_kubeconfig)
     p.add_argument("--role", default="admin", choices=("admin", "viewer"), help="whose token it carries")

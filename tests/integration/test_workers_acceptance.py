@@ -391,6 +391,8 @@ def test_crash_loop_backoff_caps(cluster: Cluster, api: Api) -> None:
     set_flag("--state-dir", str(state))
     set_flag("--backoff-base", "0.25")
     set_flag("--backoff-cap", "1.0")
+    # worker-2's own credential registers only worker-2: an extra node uses the shared node token.
+    set_flag("--token-file", str(c.state_dir / "node.token"))
     log = open(c.state_dir / "logs" / "worker-9.log", "ab")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -18,7 +18,7 @@ OURS = ("orchestrator", "agents", "lb", "chaos", "bench")
 
 ERRORS, MODEL = "orchestrator.errors", "orchestrator.model"
 PURE = (ERRORS, MODEL, "orchestrator.workloads", "orchestrator.tables")
-CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs")
+CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs", "orchestrator.auth")
 
 # module prefix -> what it may import of ours (None: wiring, anything below it).
 RULES: dict[str, tuple[str, ...] | None] = {
