@@ -65,6 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--tls-cert-file", default="", help="the Kubernetes API's certificate (PEM)")
     p.add_argument("--tls-key-file", default="", help="the Kubernetes API's private key (PEM)")
+    p.add_argument("--audit-log", default="", help="append one line per write to this file (rotated by size)")
     p.add_argument("--ingress-address", default="", help="host:port where the balancer serves ingresses")
     p.add_argument(
         "--kube-api-insecure", action="store_true", help="serve the Kubernetes API over plain HTTP"
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         tls_key_file=args.tls_key_file,
         kube_api_insecure=args.kube_api_insecure,
         ingress_address=args.ingress_address,
+        audit_log=args.audit_log,
     )
     # PySyncObj starts its thread here, on the main thread, before the loop exists.
     master = Master(options)

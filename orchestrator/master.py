@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from orchestrator.api.gateway import NodeGatewayServicer
 from orchestrator.api.servicer import ApiServicer
+from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator
 from orchestrator.kubeapi.server import KubeApi, serve, server_ssl_context
 from orchestrator.leader import LeaseKeeper, LocalCluster
@@ -53,6 +54,7 @@ class MasterOptions:
     tls_key_file: str = ""
     kube_api_insecure: bool = False  # plain HTTP: only when asked for explicitly
     ingress_address: str = ""  # where the balancer serves ingresses (the ADDRESS column)
+    audit_log: str = ""  # a file: one line per write through either API ("" = no audit log)
 
 
 def create_server(address: str) -> tuple[grpc.aio.Server, int]:
@@ -73,6 +75,7 @@ class Master:
         )
         self.api_port = 0
         self.kube_api_port = 0
+        self.audit = AuditLog(options.audit_log) if options.audit_log else None
 
     def status(self) -> api.MasterStatus:
         raft = self.store.raft_status()
@@ -121,7 +124,9 @@ class Master:
         else:
             raise ValueError("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
         runner, self.kube_api_port = await serve(
-            KubeApi(self.store, self.auth, self.has_leader, ingress_address=o.ingress_address),
+            KubeApi(
+                self.store, self.auth, self.has_leader, ingress_address=o.ingress_address, audit=self.audit
+            ),
             o.kube_api,
             ssl_context,
         )
@@ -141,7 +146,9 @@ class Master:
         self.store.attach(loop)
         server, self.api_port = create_server(self.options.api_address)
         self.gateway = NodeGatewayServicer(self.store, self.auth)
-        api_grpc.add_ApiServicer_to_server(ApiServicer(self.store, self.auth, self.status), server)
+        api_grpc.add_ApiServicer_to_server(
+            ApiServicer(self.store, self.auth, self.status, self.audit), server
+        )
         api_grpc.add_NodeGatewayServicer_to_server(self.gateway, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -8,6 +8,7 @@ this master's replica; writes go through Raft and are exactly-once per request i
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,8 @@ import grpc
 from orchestrator import errors, model
 from orchestrator.api.logs import pod_logs
 from orchestrator.api.status import ANSWERED, guard, guard_stream, status_of
-from orchestrator.auth import Authenticator
+from orchestrator.audit import AuditLog
+from orchestrator.auth import Authenticator, Identity
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.state import not_found
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 BOOKMARK_INTERVAL = 2.0
+
+
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
 def decode(data: bytes) -> Obj:
@@ -51,14 +56,66 @@ def _kind(name: str) -> str:
         raise errors.NotFound(str(e)) from None
 
 
+def audited(fn: Callable) -> Callable:
+    """Record a unary write in the master's audit log (when it has one), answered or refused."""
+
+    @functools.wraps(fn)
+    async def handler(self: ApiServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        result = "OK"
+        try:
+            return await fn(self, request, context)
+        except ANSWERED as e:
+            result = status_of(e)[0].name
+            raise
+        finally:
+            if self.audit is not None:
+                self._record(self._identity(context.invocation_metadata()), fn.__name__, request, result)
+
+    return handler
+
+
 class ApiServicer(api_grpc.ApiServicer):
-    def __init__(self, store: Store, auth: Authenticator, status: Callable[[], api.MasterStatus]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        status: Callable[[], api.MasterStatus],
+        audit: AuditLog | None = None,
+    ) -> None:
         self.store = store
         self.auth = auth
         self.writer = Writer(store)
         self._status = status
+        self.audit = audit
+
+    def _identity(self, metadata: Any) -> Identity:
+        try:
+            return self.auth.identity(metadata)
+        except errors.SkiffError:
+            return Identity("-")
+
+    def _record(self, who: Identity, method: str, request: Any, result: str) -> None:
+        """One audit line for a write: its kind, namespace and name from the request."""
+        assert self.audit is not None
+        if isinstance(request, api.WriteRequest):
+            try:
+                obj = json.loads(request.object)
+            except (ValueError, UnicodeDecodeError):
+                obj = {}
+            obj = obj if isinstance(obj, dict) else {}
+            found = obj.get("metadata")
+            meta: dict[str, Any] = found if isinstance(found, dict) else {}
+            kind, ns, name = (
+                str(obj.get("kind", "")),
+                str(meta.get("namespace", "")),
+                str(meta.get("name", "")),
+            )
+        else:
+            kind, ns, name = request.kind, request.namespace, request.name
+        self.audit.record("grpc", who, method.lower(), kind, ns, name, result)
 
     @guard("write")
+    @audited
     async def Create(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         return api.ObjectReply(
             object=encode(await self.writer.create(decode(request.object), request.request_id))
@@ -76,12 +133,21 @@ class ApiServicer(api_grpc.ApiServicer):
             self.auth.require(context.invocation_metadata(), "write")
         except errors.SkiffError as e:
             refused = e
+        who = self._identity(context.invocation_metadata())
         results: asyncio.Queue[api.WriteResult | None] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         spawned = 0
 
         async def one(call: api.WriteCall) -> None:
-            results.put_nowait(await self._write_result(call, refused))  # exactly one result per call
+            result = await self._write_result(call, refused)
+            if self.audit is not None:
+                code = (
+                    grpc.StatusCode.OK.name
+                    if not result.code
+                    else _CODE_NAMES.get(result.code, str(result.code))
+                )
+                self._record(who, call.method, call.request, code)
+            results.put_nowait(result)  # exactly one result per call
 
         async def read() -> None:
             nonlocal spawned
@@ -132,16 +198,19 @@ class ApiServicer(api_grpc.ApiServicer):
             return api.WriteResult(request_id=rid, code=grpc.StatusCode.INTERNAL.value[0], message=repr(e))
 
     @guard("write")
+    @audited
     async def Apply(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.update(decode(request.object), request.request_id, mode="apply")
         return api.ObjectReply(object=encode(obj))
 
     @guard("write")
+    @audited
     async def Update(self, request: api.WriteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.update(decode(request.object), request.request_id)
         return api.ObjectReply(object=encode(obj))
 
     @guard("write")
+    @audited
     async def Patch(self, request: api.PatchRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.patch(
             _kind(request.kind),
@@ -154,6 +223,7 @@ class ApiServicer(api_grpc.ApiServicer):
         return api.ObjectReply(object=encode(obj))
 
     @guard("write")
+    @audited
     async def Delete(self, request: api.DeleteRequest, context: Any) -> api.ObjectReply:
         obj = await self.writer.delete(
             _kind(request.kind), request.namespace, request.name, request.request_id, request.resource_version

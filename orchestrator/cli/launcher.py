@@ -460,7 +460,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--kube-api", m["kubeApi"], "--tls-cert-file", str(pki[f"{m['name']}.crt"]),
             "--tls-key-file", str(pki[f"{m['name']}.key"]),
             *(["--ingress-address", f"{layout.lb['address']}:{layout.lb['httpPort']}"] if layout.lb else []),
-            "--raft-secret-file", str(raft_secret),
+            "--raft-secret-file", str(raft_secret), "--audit-log", str(logs / f"audit-{m['name']}.log"),
             "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
             "--node-grace", str(args.node_grace), "--pod-eviction-timeout", str(args.pod_eviction_timeout),
             "--log-level", args.log_level,

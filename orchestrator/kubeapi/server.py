@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator import errors
-from orchestrator.auth import PERMISSIONS, Authenticator
+from orchestrator.audit import AuditLog
+from orchestrator.auth import PERMISSIONS, Authenticator, Identity
 from orchestrator.kubeapi import bodies, discovery, openapi, patch, routes, status
 from orchestrator.kubeapi.handlers import Answer, Query, ResourceHandlers
 from orchestrator.kubeapi.routes import PathError, Target
@@ -75,8 +76,15 @@ class KubeApi:
     (it sees a Raft leader); /readyz answers 503 when it cannot."""
 
     def __init__(
-        self, store: Store, auth: Authenticator, ready: Callable[[], bool], *, ingress_address: str = ""
+        self,
+        store: Store,
+        auth: Authenticator,
+        ready: Callable[[], bool],
+        *,
+        ingress_address: str = "",
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
         self.store = store
         self.auth = auth
         self.ready = ready
@@ -121,7 +129,20 @@ class KubeApi:
             return await self._access_review(request, role)
         need = "read" if request.method in ("GET", "HEAD") else "write"
         if need not in PERMISSIONS[role]:
-            raise errors.PermissionDenied(f'User with role "{role}" cannot {request.method.lower()} {path}')
+            denied = errors.PermissionDenied(
+                f'User with role "{role}" cannot {request.method.lower()} {path}'
+            )
+            try:
+                refused = routes.parse(path)
+            except PathError:
+                raise denied from None
+            r = refused.resource
+            forbidden = _status(
+                status.status_for(denied, kind_plural=r.plural, group=r.group, name=refused.name or None)
+            )
+            if self.audit is not None:  # a refused write is audited too
+                self._record(request, refused, forbidden)
+            return forbidden
         if request.method == "GET":
             doc = discovery.document(path, request.headers.get("Accept"), server_address=request.host)
             if doc is not None:
@@ -136,12 +157,45 @@ class KubeApi:
         except PathError:
             return _status(status.path_not_found())
         r = target.resource
+        response: web.StreamResponse
         try:
-            return await self._serve(request, target)
+            response = await self._serve(request, target)
         except (errors.SkiffError, json.JSONDecodeError) as e:
-            return _status(
+            response = _status(
                 status.status_for(e, kind_plural=r.plural, group=r.group, name=target.name or None)
             )
+        except (bodies.BodyError, patch.UnsupportedPatch) as e:
+            response = await self._errors_of(e)
+        if self.audit is not None and request.method not in ("GET", "HEAD"):
+            self._record(request, target, response)
+        return response
+
+    async def _errors_of(self, e: Exception) -> web.Response:
+        """The answer the error middleware gives, here so that the audit line sees it too."""
+        if isinstance(e, patch.UnsupportedPatch):
+            return _status(status.unsupported_media_type(patch.PATCH_TYPES))
+        if isinstance(e, bodies.UnsupportedBody):
+            return _status(status.unsupported_media_type(bodies.DECODED))
+        return _status(status.bad_request(str(e)))
+
+    def _record(self, request: web.Request, target: Target, response: web.StreamResponse) -> None:
+        assert self.audit is not None
+        header = request.headers.get("Authorization")
+        try:
+            who = self.auth.identity([("authorization", header)] if header is not None else None)
+        except errors.SkiffError:
+            who = Identity("-")
+        name = target.name
+        body = getattr(response, "body", None)
+        if not name and isinstance(body, bytes) and response.status < 300:
+            try:
+                name = str((json.loads(body).get("metadata") or {}).get("name", ""))
+            except (ValueError, AttributeError):
+                name = ""
+        verb = _verb(request.method, target, Query(dict(request.query)))
+        if target.subresource:
+            verb = f"{request.method.lower()} {target.subresource}"
+        self.audit.record("rest", who, verb, target.resource.kind, target.namespace, name, response.status)
 
     def _public(self, path: str) -> web.Response:
         if path == "/version":

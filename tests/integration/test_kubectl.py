@@ -688,3 +688,28 @@ def test_rest_resource_versions_paging_watch_and_verbs(cluster: Cluster) -> None
     code, _, _ = request(c, "DELETE", f"{cms}?labelSelector=paging%3Dyes")
     assert code == 200
     assert request(c, "GET", f"{cms}?labelSelector=paging%3Dyes")[1]["items"] == []
+
+
+def test_every_write_is_in_a_masters_audit_log(cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    c.skiff("create", "configmap", "audited", "--from-literal=a=1", check=True)  # through gRPC
+    viewer = tmp_path / "viewer.kubeconfig"
+    viewer.write_text(
+        c.skiff("kubeconfig", "--role", "viewer", "--state-dir", str(c.state_dir), check=True).stdout
+    )
+    viewer.chmod(0o600)
+    kubectl(c, "create", "configmap", "refused", "--from-literal=a=1", kubeconfig=viewer, check=False)
+
+    def logged() -> str:
+        return "".join(p.read_text() for p in (c.state_dir / "logs").glob("audit-m*.log"))
+
+    expected = [
+        r"api=rest role=admin verb=create kind=Deployment ns=default name=demo result=201",
+        r"api=grpc role=admin verb=create kind=ConfigMap ns=default name=audited result=OK",
+        r"api=rest role=viewer verb=create kind=ConfigMap ns=default name='' result=403",
+        r"api=rest role=admin verb='patch scale' kind=Deployment ns=default name=demo result=200",
+    ]
+    text = until(lambda: all(e in logged() for e in expected) and logged(), "the audit lines", 10)
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z api=", ln) for ln in text.splitlines()), (
+        text[:500]
+    )

@@ -29,6 +29,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.tables": (ERRORS, MODEL, "orchestrator.workloads"),
     "orchestrator.scheduling": (ERRORS, MODEL),
     "orchestrator.auth": (ERRORS,),
+    "orchestrator.audit": ("orchestrator.auth",),
     "orchestrator.procs": (),
     "orchestrator.client": (ERRORS, MODEL, "orchestrator.auth"),
     "orchestrator.store": (ERRORS, MODEL, "orchestrator.store"),
@@ -37,6 +38,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.api": (
         *PURE,
         "orchestrator.auth",
+        "orchestrator.audit",
         "orchestrator.client",
         "orchestrator.store",
         "orchestrator.api",
@@ -44,6 +46,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.kubeapi": (
         *PURE,
         "orchestrator.auth",
+        "orchestrator.audit",
         "orchestrator.client",
         "orchestrator.store",
         "orchestrator.api",
