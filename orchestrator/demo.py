@@ -40,35 +40,28 @@ class Story:
         """Run a kubectl verb: with kubectl when the story uses it, else the same words with skiff."""
         if self.kubectl is None:
             return self.run(*args, check=check, quiet=quiet)
-        if not quiet:
-            print(f"{BOLD}$ kubectl {' '.join(shlex.quote(a) for a in args)}{RESET}", flush=True)
-        proc = subprocess.run(
-            [self.kubectl, *args], env=self.env, capture_output=True, text=True, cwd=ROOT, timeout=120
-        )
-        if not quiet:
-            sys.stdout.write(proc.stdout)
-            sys.stdout.write(proc.stderr)
-            sys.stdout.flush()
-        if check and proc.returncode != 0:
-            raise SystemExit(f"demo: `kubectl {' '.join(args)}` failed (exit {proc.returncode})")
-        return proc.stdout
+        return self._terminal("kubectl", self.kubectl, args, check, quiet)
 
     def say(self, text: str) -> None:
         print(f"\n{DIM}# {text}{RESET}", flush=True)
 
     def run(self, *args: str, check: bool = True, quiet: bool = False) -> str:
         """Run `skiff ARGS`, printing the command line and its output like a terminal would."""
+        return self._terminal("skiff", self.skiff_bin, args, check, quiet)
+
+    def _terminal(self, shown: str, program: str, args: tuple[str, ...], check: bool, quiet: bool) -> str:
+        """Run `program ARGS` as a person at a terminal would see it, printed as `$ shown ARGS`."""
         if not quiet:
-            print(f"{BOLD}$ skiff {' '.join(shlex.quote(a) for a in args)}{RESET}", flush=True)
+            print(f"{BOLD}$ {shown} {' '.join(shlex.quote(a) for a in args)}{RESET}", flush=True)
         proc = subprocess.run(
-            [self.skiff_bin, *args], env=self.env, capture_output=True, text=True, cwd=ROOT, timeout=120
+            [program, *args], env=self.env, capture_output=True, text=True, cwd=ROOT, timeout=120
         )
         if not quiet:
             sys.stdout.write(proc.stdout)
             sys.stdout.write(proc.stderr)
             sys.stdout.flush()
         if check and proc.returncode != 0:
-            raise SystemExit(f"demo: `skiff {' '.join(args)}` failed (exit {proc.returncode})")
+            raise SystemExit(f"demo: `{shown} {' '.join(args)}` failed (exit {proc.returncode})")
         return proc.stdout
 
     def json(self, *args: str) -> dict:
