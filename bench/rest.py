@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.api import arun, client_load, cm, pct, sequential
+from bench.api import arun, client_load, client_processes, cm, pct, sequential
 from orchestrator import certs, kubeconfig
 from tests.integration.masters import MasterSet, free_port
 
@@ -132,34 +132,8 @@ def wall(argv: list[str], env: dict[str, str], runs: int = 5) -> float:
 
 def load_processes(kind: str, targets: str, ca: Path, seconds: float, tmp: Path) -> list[dict[str, Any]]:
     """64 clients in 2 processes (one process cannot drive more than ~2,000 calls/s)."""
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.rest",
-                "--kind",
-                kind,
-                "--targets",
-                targets,
-                "--ca",
-                str(ca),
-                "--clients",
-                "32",
-                "--seconds",
-                str(seconds),
-                "--tag",
-                f"{kind}{k}",
-                "--out",
-                str(tmp / f"{kind}{k}.json"),
-            ],
-            cwd=ROOT,
-        )  # fmt: skip
-        for k in range(2)
-    ]
-    for p in procs:
-        p.wait(timeout=seconds + 60)
-    return [json.loads((tmp / f"{kind}{k}.json").read_text()) for k in range(2)]
+    argv = ["bench.rest", "--kind", kind, "--targets", targets, "--ca", str(ca), "--clients", "32"]
+    return client_processes([*argv, "--seconds", str(seconds)], [f"{kind}0", f"{kind}1"], tmp, seconds)
 
 
 def summarize(results: list[dict[str, Any]]) -> tuple[float, float, float, int]:

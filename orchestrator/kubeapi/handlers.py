@@ -121,6 +121,17 @@ def _key(obj: Obj) -> str:
     return f"{meta.get('namespace', '')}/{meta['name']}"
 
 
+def applied(media_type: str, current: Obj, body: bytes) -> Obj:
+    """`current` patched by `body`; a patch that does not apply is errors.Invalid (422), an unknown
+    patch media type stays patch.UnsupportedPatch (415)."""
+    try:
+        return patch.apply(media_type, current, body)
+    except patch.UnsupportedPatch:
+        raise
+    except patch.PatchError as e:
+        raise errors.Invalid(f"the patch does not apply: {e}") from None
+
+
 def merge_diff(old: Any, new: Any) -> Any:
     """The JSON merge patch that turns `old` into `new` (keys `new` lacks are set to null)."""
     if not isinstance(old, dict) or not isinstance(new, dict):
@@ -414,12 +425,7 @@ class ResourceHandlers:
             if current is None and media_type != patch.APPLY_PATCH:
                 raise errors.NotFound(f'{target.resource.group_resource} "{target.name}" not found')
             base = as_version(current, target.resource) if current is not None else {}
-            try:
-                patched = patch.apply(media_type, base, body)
-            except patch.UnsupportedPatch:
-                raise
-            except patch.PatchError as e:
-                raise errors.Invalid(f"the patch does not apply: {e}") from None
+            patched = applied(media_type, base, body)
             obj, warnings = self._incoming(target, patched, query)
             if current is not None:
                 obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -507,12 +513,7 @@ class ResourceHandlers:
 
     async def patch_scale(self, target: Target, media_type: str, body: bytes) -> Answer:
         scale = self._scale_of(target, self._stored(target))
-        try:
-            patched = patch.apply(media_type, scale, body)
-        except patch.UnsupportedPatch:
-            raise
-        except patch.PatchError as e:
-            raise errors.Invalid(f"the patch does not apply: {e}") from None
+        patched = applied(media_type, scale, body)
         patched.setdefault("metadata", {}).pop("resourceVersion", None)
         return await self.set_scale(target, patched)
 
@@ -529,12 +530,7 @@ class ResourceHandlers:
 
     async def patch_status(self, target: Target, media_type: str, body: bytes) -> Answer:
         current = as_version(self._stored(target), target.resource)
-        try:
-            patched = patch.apply(media_type, current, body)
-        except patch.UnsupportedPatch:
-            raise
-        except patch.PatchError as e:
-            raise errors.Invalid(f"the patch does not apply: {e}") from None
+        patched = applied(media_type, current, body)
         return await self.set_status(target, patched)
 
     async def evict(self, target: Target, body: Obj) -> Answer:
