@@ -1,7 +1,7 @@
 """`python -m agents`: the worker agent (flags and wiring only).
 
     python -m agents --name worker-1 --address 127.0.2.1 --masters H:P,H:P --token-file F --state-dir D
-        [--port 0] [--cpu 2] [--memory 4Gi] [--max-pods 110] [--labels k=v,...] [--heartbeat 1.0]
+        (--tls-cert-file F --tls-key-file F --ca-file F | --insecure) [--port 0] [--cpu 2] [--memory 4Gi] [--max-pods 110] [--labels k=v,...] [--heartbeat 1.0]
         [--hollow N] [--tokens-file F] [--catalog F] [--no-isolation] [--log-level INFO]
     python -m agents cleanup --state-dir D [--grace 10]
 
@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agents import images
@@ -35,6 +34,7 @@ from agents.agent import (
 )
 from agents.lifecycle import BackoffConfig
 from agents.runtime import ContainerRuntime, RuntimeConfig, detect_isolation, stop_state_dir
+from orchestrator import transport
 from skiffpb import api_pb2_grpc as api_grpc
 
 log = logging.getLogger("agents")
@@ -75,16 +75,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.5,
         help="seconds between a pod's deletion and its containers' SIGTERM (endpoints drain first)",
     )
+    transport.add_flags(p, serves="the agent's log server")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.server_tls, args.client_tls = transport.from_flags(p, args)
+    return args
 
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     token = args.token
     masters = [m.strip() for m in args.masters.split(",") if m.strip()]
     cpu, memory = machine_capacity()
-    server = grpc.aio.server()
-    port = server.add_insecure_port(f"{args.address}:{args.port}")
+    server = transport.server()
+    port = transport.add_port(server, f"{args.address}:{args.port}", args.server_tls)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     tokens = Tokens.load(token, args.tokens_file or None)
@@ -107,14 +110,20 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         if args.hollow:
             for i in range(args.hollow):
                 session = NodeSession(
-                    spec(f"{args.name}-{i}", "hollow"), masters, token, heartbeat=args.heartbeat
+                    spec(f"{args.name}-{i}", "hollow"),
+                    masters,
+                    token,
+                    tls=args.client_tls,
+                    heartbeat=args.heartbeat,
                 )
                 session.runner = HollowRunner(session, args.address)
                 tasks.append(tg.create_task(session.run()))
             api_grpc.add_AgentServicer_to_server(AgentServicer(_NoLogs(), tokens), server)
         else:
             iso = detect_isolation(not args.no_isolation)
-            session = NodeSession(spec(args.name, iso.describe()), masters, token, heartbeat=args.heartbeat)
+            session = NodeSession(
+                spec(args.name, iso.describe()), masters, token, tls=args.client_tls, heartbeat=args.heartbeat
+            )
             cfg = RuntimeConfig(
                 state_dir=Path(args.state_dir),
                 node_name=args.name,

@@ -31,6 +31,7 @@ import grpc
 
 from orchestrator.client import CHANNEL_OPTIONS
 from orchestrator.model import format_bytes, rfc3339
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -225,6 +226,7 @@ class NodeSession:
         masters: Sequence[str],
         token: str,
         *,
+        tls: ClientTLS,
         heartbeat: float = 1.0,
         batch_window: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
@@ -234,6 +236,7 @@ class NodeSession:
         self.spec = spec
         self.masters = list(masters)
         self.token = token
+        self.tls = tls
         self.heartbeat = heartbeat
         self.batch_window = batch_window
         self.clock = clock
@@ -272,7 +275,7 @@ class NodeSession:
                     await self._stream(address)
                     reason = "stream ended"
                 except grpc.aio.AioRpcError as e:
-                    reason = f"{e.code().name}: {e.details()}"
+                    reason = self.tls.explain(e.details() or "") or f"{e.code().name}: {e.details()}"
                 except _Silent as e:
                     reason = str(e)
                 self.connected.clear()
@@ -289,7 +292,7 @@ class NodeSession:
     def _channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            ch = self.tls.channel(address, CHANNEL_OPTIONS)
             self._channels[address] = ch
         return ch
 

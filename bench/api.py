@@ -15,6 +15,8 @@ from pathlib import Path
 
 import uvloop
 
+from orchestrator import transport
+from orchestrator.transport import ClientTLS
 from tests.integration.masters import MasterSet, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +36,15 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-async def client_load(masters: list[str], token: str, clients: int, seconds: float, tag: str) -> dict:
+async def client_load(
+    masters: list[str], token: str, tls: ClientTLS, clients: int, seconds: float, tag: str
+) -> dict:
     """`clients` concurrent writers, each with its own channel, spread over the masters."""
     from orchestrator.client import ApiClient
 
     conns = [
-        ApiClient(masters[i % len(masters) :] + masters[: i % len(masters)], token) for i in range(clients)
+        ApiClient(masters[i % len(masters) :] + masters[: i % len(masters)], token, tls=tls)
+        for i in range(clients)
     ]
     # Warm up: every client connects and opens its write stream before the clock starts, so the
     # figure is the steady state, not 64 connection setups.
@@ -68,10 +73,10 @@ async def client_load(masters: list[str], token: str, clients: int, seconds: flo
     return {"writes": len(lat), "errors": errors, "seconds": elapsed, "latencies": lat}
 
 
-async def sequential(masters: list[str], token: str, n: int) -> list[float]:
+async def sequential(masters: list[str], token: str, tls: ClientTLS, n: int) -> list[float]:
     from orchestrator.client import ApiClient
 
-    async with ApiClient(masters, token) as c:
+    async with ApiClient(masters, token, tls=tls) as c:
         for i in range(50):
             await c.create(cm(f"warm-{i}"))
         lat = []
@@ -119,11 +124,12 @@ def client_processes(argv: list[str], tags: list[str], tmp: Path, seconds: float
 
 
 def load(
-    tmp: Path, subnet: str, seconds: float, extra: tuple[str, ...] = ()
+    tmp: Path, subnet: str, seconds: float, extra: tuple[str, ...] = (), *, plaintext: bool = False
 ) -> tuple[list[float], list[dict]]:
-    """Sequential latencies, then 64 clients' results, against 3 fresh masters started with `extra`.
-    The 64 clients run in 2 processes (one process cannot drive more than ~2,000 gRPC calls/s)."""
-    ms = MasterSet(tmp, subnet, extra=("--no-controllers", *extra))
+    """Sequential latencies, then 64 clients' results, against 3 fresh masters started with `extra`
+    (TLS unless `plaintext`). The 64 clients run in 2 processes (one process cannot drive more than
+    ~2,000 gRPC calls/s)."""
+    ms = MasterSet(tmp, subnet, extra=("--no-controllers", *extra), plaintext=plaintext)
     ms.start_all()
     try:
 
@@ -133,8 +139,9 @@ def load(
             await c.close()
 
         arun(prepare())
-        lat = arun(sequential(ms.api, "admin-token", 1000))
-        argv = ["bench.api", "--client", ",".join(ms.api), "--clients", "32", "--seconds", str(seconds)]
+        lat = arun(sequential(ms.api, "admin-token", ms.tls, 1000))
+        tls = ["--insecure"] if plaintext else ["--ca-file", str(ms.pki["ca.crt"])]
+        argv = ["bench.api", "--client", ",".join(ms.api), "--clients", "32", "--seconds", str(seconds), *tls]
         return lat, client_processes(argv, ["p0", "p1"], tmp, seconds)
     finally:
         ms.close()
@@ -143,22 +150,25 @@ def load(
 def run(seconds: float = 10.0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        # The same load with Raft authenticated (the secret skiff up always sets), in the same run.
+        # The same load as `skiff up` runs it (TLS on gRPC, Raft authenticated and encrypted by its
+        # secret) and in plaintext, in the same run.
         secret = tmp / "raft.secret"
         secret.write_text("bench-" + os.urandom(16).hex() + "\n")
-        (tmp / "auth").mkdir()
-        auth_lat, auth_results = load(tmp / "auth", "127.0.42", seconds, ("--raft-secret-file", str(secret)))
+        (tmp / "secure").mkdir()
+        auth_lat, auth_results = load(
+            tmp / "secure", "127.0.42", seconds, ("--raft-secret-file", str(secret))
+        )
         (tmp / "plain").mkdir()
-        lat, results = load(tmp / "plain", "127.0.41", seconds)
+        lat, results = load(tmp / "plain", "127.0.41", seconds, plaintext=True)
         raw = raw_pysyncobj(tmp)
     all_lat = [x for r in results for x in r["latencies"]]
     writes = sum(r["writes"] for r in results)
     elapsed = max(r["seconds"] for r in results)
     auth_rate = sum(r["writes"] for r in auth_results) / max(r["seconds"] for r in auth_results)
     return {
-        "api_raft_secret_sequential_p50_ms": pct(auth_lat, 0.5),
-        "api_raft_secret_64_clients_writes_per_s": auth_rate,
-        "api_raft_secret_over_plain_writes_ratio": auth_rate / (writes / elapsed),
+        "api_tls_raft_secret_sequential_p50_ms": pct(auth_lat, 0.5),
+        "api_tls_raft_secret_64_clients_writes_per_s": auth_rate,
+        "api_tls_raft_secret_over_plain_writes_ratio": auth_rate / (writes / elapsed),
         "api_sequential_p50_ms": pct(lat, 0.5),
         "api_sequential_p99_ms": pct(lat, 0.99),
         "api_64_clients_writes_per_s": writes / elapsed,
@@ -178,9 +188,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--tag", default="c")
     p.add_argument("--out", default="")
+    p.add_argument("--ca-file", default="")
+    p.add_argument("--insecure", action="store_true")
     args = p.parse_args()
     if args.client:
-        r = arun(client_load(args.client.split(","), "admin-token", args.clients, args.seconds, args.tag))
+        tls = transport.client_tls(args)
+        r = arun(
+            client_load(args.client.split(","), "admin-token", tls, args.clients, args.seconds, args.tag)
+        )
         Path(args.out).write_text(json.dumps(r))
         return
     r = run(args.seconds)

@@ -29,6 +29,7 @@ from typing import Any
 import uvloop
 
 from orchestrator import procs
+from orchestrator.transport import ClientTLS
 
 ROOT = Path(__file__).resolve().parents[1]
 PODS = 50
@@ -94,14 +95,14 @@ def pct(values: list[float], q: float) -> float:
     return s[max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))]
 
 
-async def measure(masters: list[str], token: str) -> dict[str, float]:
+async def measure(masters: list[str], token: str, tls: ClientTLS) -> dict[str, float]:
     from orchestrator.client import ApiClient
 
     def node_ready(node: dict[str, Any]) -> bool:
         conds = node.get("status", {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
-    async with ApiClient(masters, token) as api:
+    async with ApiClient(masters, token, tls=tls) as api:
         t_wait = time.monotonic()
         while sum(node_ready(n) for n in (await api.list("Node"))[0]) < WORKERS:
             if time.monotonic() - t_wait > 60:
@@ -123,7 +124,7 @@ async def measure(masters: list[str], token: str) -> dict[str, float]:
                 done.set()
 
         async def watch() -> None:
-            async with ApiClient(masters[1:] + masters[:1], token) as w:
+            async with ApiClient(masters[1:] + masters[:1], token, tls=tls) as w:
                 async for ev in w.watch("Pod", NS, label_selector=f"app={LABEL}"):
                     if ev.type == "BOOKMARK":
                         synced.set()
@@ -184,7 +185,7 @@ def run() -> dict[str, float]:
             raise RuntimeError(f"skiff up failed ({up.returncode}):\n{up.stdout}{up.stderr}")
         conf = json.loads(config.read_text())
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-            figures = r.run(measure(conf["masters"], conf["token"]))
+            figures = r.run(measure(conf["masters"], conf["token"], ClientTLS.from_file(conf["caFile"])))
         print(
             f"pods: {PODS} bare demo pods on {WORKERS} workers, written at {RATE:.0f}/s: write -> Running and "
             f"serving p50 {figures['pod_start_p50_ms']:.0f} ms, p99 {figures['pod_start_p99_ms']:.0f} ms",

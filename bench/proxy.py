@@ -168,7 +168,8 @@ def start_skiff(procs: Procs, tmp: Path, address: str, workers: int) -> subproce
     """Skiff's balancer on `address` with the static routes in tmp/routes.json."""
     return procs.start(
         [PY, "-m", "lb", "--static-routes", str(tmp / "routes.json"), "--address", address,
-         "--http-port", "0", "--workers", str(workers), "--log-level", "WARNING"],
+         "--http-port", "0", "--workers", str(workers), "--log-level", "WARNING",
+         "--insecure"],  # static routes, no masters: only its health port would use TLS, and nobody asks it
         tmp / f"skiff-lb-{address}.log",
     )  # fmt: skip
 

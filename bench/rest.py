@@ -19,14 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench.api import arun, client_load, client_processes, cm, pct, sequential
-from orchestrator import certs, kubeconfig
+from orchestrator import kubeconfig
+from orchestrator.transport import ClientTLS
 from tests.integration.masters import MasterSet, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,18 +150,11 @@ def summarize(results: list[dict[str, Any]]) -> tuple[float, float, float, int]:
 def run(seconds: float = 10.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        hosts = [f"127.0.43.{i}" for i in (1, 2, 3)]
-        pki = certs.ensure_cluster_pki(
-            tmp / "pki", names={f"m{i + 1}": [h] for i, h in enumerate(hosts)}, now=datetime.now(UTC)
-        )
-        kube = [f"{h}:{free_port(h)}" for h in hosts]
         ms = MasterSet(tmp, "127.0.43", extra=("--no-controllers",))
-        ms.per_master = [
-            ["--kube-api", kube[i], "--tls-cert-file", str(pki[f"m{i + 1}.crt"]), "--tls-key-file", str(pki[f"m{i + 1}.key"])]
-            for i in range(3)
-        ]  # fmt: skip
+        kube = [f"{h}:{free_port(h)}" for h in ms.hosts]
+        ms.per_master = [["--kube-api", k] for k in kube]  # the REST API serves the gRPC API's certificate
         ms.start_all()
-        ca = pki["ca.crt"]
+        ca = ms.pki["ca.crt"]
         bases = [f"https://{k}" for k in kube]
         try:
 
@@ -172,7 +165,7 @@ def run(seconds: float = 10.0) -> dict[str, Any]:
 
             arun(prepare())
             time.sleep(1.0)
-            grpc_seq = arun(sequential(ms.api, TOKEN, 500))
+            grpc_seq = arun(sequential(ms.api, TOKEN, ms.tls, 500))
             rest_seq = arun(rest_sequential(bases[0], ca, 500))
             grpc = summarize(load_processes("grpc", ",".join(ms.api), ca, seconds, tmp))
             rest = summarize(load_processes("rest", ",".join(bases), ca, seconds, tmp))
@@ -185,7 +178,8 @@ def run(seconds: float = 10.0) -> dict[str, Any]:
             )  # discovery cache
             kubectl_s = wall(["kubectl", "get", "pods"], env)
             skiff_s = wall(
-                [sys.executable, "-m", "orchestrator.cli", "--server", ",".join(ms.api), "--token", TOKEN, "get", "pods"],
+                [sys.executable, "-m", "orchestrator.cli", "--server", ",".join(ms.api), "--token", TOKEN,
+                 "--ca-file", str(ca), "get", "pods"],
                 {**os.environ},
             )  # fmt: skip
         finally:
@@ -219,7 +213,8 @@ def main() -> None:
     if args.kind == "rest":
         r = arun(rest_load(args.targets.split(","), Path(args.ca), args.clients, args.seconds, args.tag))
     elif args.kind == "grpc":
-        r = arun(client_load(args.targets.split(","), TOKEN, args.clients, args.seconds, args.tag))
+        tls = ClientTLS.from_file(args.ca)
+        r = arun(client_load(args.targets.split(","), TOKEN, tls, args.clients, args.seconds, args.tag))
     else:
         print(json.dumps(run(args.seconds), indent=2))
         return

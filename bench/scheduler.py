@@ -35,6 +35,8 @@ from typing import Any
 import uvloop
 
 from orchestrator import procs
+from orchestrator.cli.launcher import join_flags
+from orchestrator.transport import ClientTLS
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = 100
@@ -82,8 +84,8 @@ def pod(name: str, app: str, selector: dict[str, str] | None) -> dict[str, Any]:
 class PodTimes:
     """A watch on pods of one app label: when each was first seen bound, and when all were Running."""
 
-    def __init__(self, masters: list[str], token: str, app: str, total: int) -> None:
-        self.masters, self.token, self.app, self.total = masters, token, app, total
+    def __init__(self, masters: list[str], token: str, tls: ClientTLS, app: str, total: int) -> None:
+        self.masters, self.token, self.tls, self.app, self.total = masters, token, tls, app, total
         self.bound_at: dict[str, float] = {}
         self.running: set[str] = set()
         self.all_bound = asyncio.Event()
@@ -106,7 +108,7 @@ class PodTimes:
         from orchestrator.client import ApiClient
 
         # Watch through the second master: the leader serves the controllers, not the observer.
-        async with ApiClient(self.masters[1:] + self.masters[:1], self.token) as w:
+        async with ApiClient(self.masters[1:] + self.masters[:1], self.token, tls=self.tls) as w:
             async for ev in w.watch("Pod", NS, label_selector=f"app={self.app}"):
                 if ev.type == "BOOKMARK":
                     self.synced.set()
@@ -130,12 +132,12 @@ class PodTimes:
 
 
 async def create_pods(
-    masters: list[str], token: str, app: str, n: int, selector: dict[str, str] | None = None
+    masters: list[str], token: str, tls: ClientTLS, app: str, n: int, selector: dict[str, str] | None = None
 ) -> tuple[float, int]:
     """Create `n` bare pods through CLIENTS concurrent clients; (seconds taken, errors)."""
     from orchestrator.client import ApiClient
 
-    clients = [ApiClient(masters[i % 3 :] + masters[: i % 3], token) for i in range(CLIENTS)]
+    clients = [ApiClient(masters[i % 3 :] + masters[: i % 3], token, tls=tls) for i in range(CLIENTS)]
     names = iter(range(n))
     failed = 0
 
@@ -177,22 +179,22 @@ async def wait_nodes(api: Any, n: int, selector: str = "") -> float:
 
 
 async def measure(
-    masters: list[str], token: str, start_hollow: Callable[[str, str], None]
+    masters: list[str], token: str, tls: ClientTLS, start_hollow: Callable[[str, str], None]
 ) -> dict[str, float]:
     from orchestrator.client import ApiClient
 
-    async with ApiClient(masters, token) as api:
+    async with ApiClient(masters, token, tls=tls) as api:
         start_hollow("a", HOLLOW_ADDRESS)
         nodes_ready_s = await wait_nodes(api, NODES, "pool=a")
 
-        async with PodTimes(masters, token, "bench", PODS) as flow:
+        async with PodTimes(masters, token, tls, "bench", PODS) as flow:
             t0 = time.monotonic()
-            create_s, create_errors = await create_pods(masters, token, "bench", PODS)
+            create_s, create_errors = await create_pods(masters, token, tls, "bench", PODS)
             await asyncio.wait_for(flow.all_running.wait(), DEADLINE)
             t_running = time.monotonic()
 
-        async with PodTimes(masters, token, "backlog", PODS) as backlog:
-            _, backlog_errors = await create_pods(masters, token, "backlog", PODS, {"pool": "b"})
+        async with PodTimes(masters, token, tls, "backlog", PODS) as backlog:
+            _, backlog_errors = await create_pods(masters, token, tls, "backlog", PODS, {"pool": "b"})
             t_nodes = time.monotonic()
             start_hollow("b", HOLLOW_ADDRESS_B)
             await wait_nodes(api, NODES, "pool=b")
@@ -233,7 +235,7 @@ def run() -> dict[str, float]:
                 sys.executable, "-m", "agents", "--hollow", str(NODES), "--name", f"hollow-{pool}",
                 "--address", address, "--masters", ",".join(conf["masters"]), "--labels", f"pool={pool}",
                 "--token-file", str(state / "node.token"), "--state-dir", str(tmp / f"hollow-{pool}"),
-                "--cpu", "4", "--memory", "8Gi", "--log-level", "WARNING",
+                "--cpu", "4", "--memory", "8Gi", "--log-level", "WARNING", *join_flags(state, f"hollow-{pool}", [address]),
             ]  # fmt: skip
             with open(tmp / f"hollow-{pool}.log", "wb") as log:
                 hollows.append(
@@ -243,7 +245,8 @@ def run() -> dict[str, float]:
                 )
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-            figures = r.run(measure(conf["masters"], conf["token"], start_hollow))
+            tls = ClientTLS.from_file(conf["caFile"])
+            figures = r.run(measure(conf["masters"], conf["token"], tls, start_hollow))
         print(
             f"scheduler: {PODS} bare pods on {NODES} hollow nodes: {figures['scheduler_binds_per_s']:.0f} binds/s, "
             f"all Running {figures['first_create_to_all_running_s']:.2f} s after the first create; "

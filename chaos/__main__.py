@@ -31,6 +31,7 @@ from chaos import checks
 from chaos.faults import Fault, schedule
 from orchestrator import errors
 from orchestrator.client import ApiClient
+from orchestrator.transport import ClientTLS
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIFF = str(Path(sys.executable).with_name("skiff"))
@@ -86,7 +87,7 @@ class Cluster:
 
     def client(self) -> ApiClient:
         c = self.conf
-        return ApiClient(c["masters"], c["token"], timeout=15.0)
+        return ApiClient(c["masters"], c["token"], tls=ClientTLS.from_file(c["caFile"]), timeout=15.0)
 
     # ------------------------------------------------------------ containers
 

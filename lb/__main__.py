@@ -12,6 +12,7 @@ import uvloop
 
 from lb.balancer import POLICIES, ROUND_ROBIN
 from lb.routes import parse_fixed
+from orchestrator import transport
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,6 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="NAME=PORT:HOST:PORT,...",
         help="serve PORT on --address to these endpoints whatever the cluster holds (the masters' API)",
     )
+    transport.add_flags(p, serves="the health service")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
@@ -53,6 +55,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parse_fixed(text)
         except ValueError as e:
             p.error(f"--fixed-service {e}")
+    args.server_tls, args.client_tls = transport.from_flags(p, args)
     return args
 
 

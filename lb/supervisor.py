@@ -25,12 +25,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from lb import httpd
 from lb.metrics import aggregate
+from orchestrator import transport
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,9 @@ class Supervisor:
         args = self.args
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set("skiff.lb", health_pb2.HealthCheckResponse.NOT_SERVING)
-        grpc_server = grpc.aio.server()
+        grpc_server = transport.server()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, grpc_server)
-        health_port = grpc_server.add_insecure_port(f"{args.address}:{args.health_port}")
+        health_port = transport.add_port(grpc_server, f"{args.address}:{args.health_port}", args.server_tls)
         await grpc_server.start()
         metrics_server = await httpd.serve(args.address, args.metrics_port, {"/metrics": self.metrics})
         metrics_port = metrics_server.sockets[0].getsockname()[1]

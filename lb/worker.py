@@ -70,7 +70,7 @@ async def run_worker(args: argparse.Namespace) -> int:
         from orchestrator.client import ApiClient
 
         token = Path(args.token_file).read_text().strip()  # noqa: ASYNC240 - once, at start
-        client = ApiClient([m for m in args.masters.split(",") if m], token)
+        client = ApiClient([m for m in args.masters.split(",") if m], token, tls=args.client_tls)
         source = RouteWatcher(
             client, proxy.apply_table, address=args.address, http_port=http_port, fixed=fixed
         )

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import uvloop
 
+from orchestrator import transport
 from orchestrator.master import Master, MasterOptions
+from orchestrator.store.admission import Limits
 from orchestrator.store.raft import RaftTiming
 
 log = logging.getLogger("orchestrator")
@@ -63,12 +65,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--kube-api", default="", help="host:port of the Kubernetes REST API (HTTPS); none if unset"
     )
-    p.add_argument("--tls-cert-file", default="", help="the Kubernetes API's certificate (PEM)")
-    p.add_argument("--tls-key-file", default="", help="the Kubernetes API's private key (PEM)")
+    transport.add_flags(p, serves="the gRPC API and the Kubernetes API")
     p.add_argument("--audit-log", default="", help="append one line per write to this file (rotated by size)")
     p.add_argument("--ingress-address", default="", help="host:port where the balancer serves ingresses")
     p.add_argument(
         "--kube-api-insecure", action="store_true", help="serve the Kubernetes API over plain HTTP"
+    )
+    lim = Limits()
+    p.add_argument(
+        "--max-inflight-writes", type=int, default=lim.limit, help="API writes proposed at once (more queue)"
+    )
+    p.add_argument(
+        "--max-queued-writes",
+        type=int,
+        default=lim.queue,
+        help="API writes waiting; beyond: RESOURCE_EXHAUSTED",
+    )
+    p.add_argument(
+        "--max-streams-per-credential",
+        type=int,
+        default=lim.max_streams,
+        help="watches, write and log streams",
     )
     p.add_argument("--no-controllers", action="store_true", help="serve the API only (benchmarks)")
     p.add_argument("--log-level", default="INFO")
@@ -79,6 +96,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         )
     if args.kube_api and not args.kube_api_insecure and not (args.tls_cert_file and args.tls_key_file):
         p.error("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
+    args.grpc_tls, args.agent_tls = transport.from_flags(p, args)
     return args
 
 
@@ -109,12 +127,19 @@ def main(argv: list[str] | None = None) -> None:
         pod_eviction_timeout=args.pod_eviction_timeout,
         lease_duration=args.lease_duration,
         controllers=not args.no_controllers,
+        grpc_tls=args.grpc_tls,
+        agent_tls=args.agent_tls,
         kube_api=args.kube_api,
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
         kube_api_insecure=args.kube_api_insecure,
         ingress_address=args.ingress_address,
         audit_log=args.audit_log,
+        limits=Limits(
+            limit=args.max_inflight_writes,
+            queue=args.max_queued_writes,
+            max_streams=args.max_streams_per_credential,
+        ),
     )
     # PySyncObj starts its thread here, on the main thread, before the loop exists.
     master = Master(options)

@@ -36,6 +36,11 @@ class Identity:
     role: str
     node: str = ""  # "" for every role but a named node credential
 
+    @property
+    def credential(self) -> str:
+        """The name limits count by: "node/<name>" for a node's own credential, else the role."""
+        return f"node/{self.node}" if self.node else self.role
+
 
 def _identity(value: str) -> Identity:
     if value.startswith(NODE_PREFIX) and len(value) > len(NODE_PREFIX):

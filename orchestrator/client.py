@@ -22,6 +22,7 @@ import grpc
 
 from orchestrator import errors
 from orchestrator.model import obj_key
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -160,6 +161,7 @@ class ApiClient:
         masters: Sequence[str],
         token: str,
         *,
+        tls: ClientTLS,
         timeout: float = 10.0,
         call_timeout: float = 3.0,
         pipelined: bool = True,
@@ -168,6 +170,7 @@ class ApiClient:
             raise ValueError("no master address given")
         self.masters = list(masters)
         self.token = token
+        self.tls = tls
         self.timeout = timeout
         self.call_timeout = call_timeout
         self._current = 0
@@ -187,7 +190,7 @@ class ApiClient:
     def channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            ch = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            ch = self.tls.channel(address, CHANNEL_OPTIONS)
             self._channels[address] = ch
             self._stubs[address] = api_grpc.ApiStub(ch)
         return ch
@@ -246,11 +249,23 @@ class ApiClient:
                     request, metadata=self._metadata, timeout=self.call_timeout
                 )
             except grpc.aio.AioRpcError as e:
-                if e.code() not in RETRYABLE:
-                    raise to_error(e) from None
-                raise _Retry(e.details() or e.code().name) from None
+                raise self._failure(e, address) from None
 
         return await self._failing_over(f"call {method}", attempt)
+
+    def _error(self, e: grpc.aio.AioRpcError, address: str) -> errors.SkiffError:
+        """The Skiff error of a failed call; a failed TLS handshake says what is wrong with it."""
+        reason = self.tls.explain(e.details() or "")
+        if reason is not None:
+            return errors.Unavailable(f"{reason} ({address})")
+        return to_error(e)
+
+    def _failure(self, e: grpc.aio.AioRpcError, address: str) -> Exception:
+        """What a failed call raises: a Skiff error, or _Retry to try the next master. A failed TLS
+        handshake is no reason to fail over (every master has the same CA): it is said at once."""
+        if e.code() in RETRYABLE and self.tls.explain(e.details() or "") is None:
+            return _Retry(e.details() or e.code().name)
+        return self._error(e, address)
 
     async def create(self, obj: Obj, *, request_id: str | None = None) -> Obj:
         return await self._write("Create", obj, request_id)
@@ -284,10 +299,10 @@ class ApiClient:
                     log.info("master %s has no Write stream; using unary writes", address)
                     self.pipelined = False
                     return (await self._call(method, req)).object
+                stream.close()
                 if e.code() in _STREAM_FATAL:
                     raise to_error(e) from None
-                stream.close()
-                raise _Retry(e.details() or e.code().name) from None
+                raise self._failure(e, address) from None
             except (TimeoutError, errors.Unavailable) as e:
                 stream.close()  # a master that does not answer in time: start afresh elsewhere
                 raise _Retry(str(e) or "write timed out") from None
@@ -361,7 +376,7 @@ class ApiClient:
                 api.ClusterStatusRequest(), metadata=self._metadata, timeout=timeout
             )
         except grpc.aio.AioRpcError as e:
-            raise to_error(e) from None
+            raise self._error(e, address) from None
 
     async def logs(
         self,
@@ -381,12 +396,13 @@ class ApiClient:
             tail_lines=tail_lines,
             previous=previous,
         )
-        call = self.stub().Logs(req, metadata=self._metadata)
+        address = self.current_master
+        call = self.stub(address).Logs(req, metadata=self._metadata)
         try:
             async for chunk in call:
                 yield chunk.data
         except grpc.aio.AioRpcError as e:
-            raise to_error(e) from None
+            raise self._error(e, address) from None
         finally:
             call.cancel()
 
@@ -427,8 +443,9 @@ class ApiClient:
                 # The server ended the stream (shutting down): resume elsewhere.
                 self._fail_over(address)
             except grpc.aio.AioRpcError as e:
-                if e.code() not in RETRYABLE:
-                    raise to_error(e) from None
+                failure = self._failure(e, address)
+                if not isinstance(failure, _Retry):
+                    raise failure from None
                 log.info("watch %s on %s broke (%s); resuming from rv=%s", kind, address, e.code().name, rv)
                 self._fail_over(address)
             finally:

@@ -49,6 +49,20 @@ class PermissionDenied(SkiffError):
     code = "PERMISSION_DENIED"
 
 
+class TooLarge(Invalid):
+    """A request or an object over its size limit (Kubernetes' 3 MiB per object)."""
+
+
+class TooManyRequests(SkiffError):
+    """Over a limit on what a client may have in flight: retry after `retry_after` seconds."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TooOld(SkiffError):
     """A watch asked for a revision the store's history no longer holds: relist."""
 
@@ -66,6 +80,7 @@ BY_CODE: dict[str, type[SkiffError]] = {
         Unavailable,
         Unauthenticated,
         PermissionDenied,
+        TooManyRequests,
         TooOld,
     )
 }

@@ -11,13 +11,16 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from orchestrator import transport
 from orchestrator.api.gateway import NodeGatewayServicer
 from orchestrator.api.servicer import ApiServicer
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator
 from orchestrator.kubeapi.server import KubeApi, serve, server_ssl_context
 from orchestrator.leader import LeaseKeeper, LocalCluster
+from orchestrator.store.admission import Admission, Limits
 from orchestrator.store.raft import RaftTiming, Store
+from orchestrator.transport import ClientTLS, ServerTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -29,8 +32,7 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ("grpc.http2.max_ping_strikes", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),  # a List answer may be large
     ("grpc.so_reuseport", 0),
 ]
 
@@ -43,6 +45,10 @@ class MasterOptions:
     peers: list[str]
     data_dir: str
     tokens_file: str
+    # The gRPC API's certificate (None: plaintext, --insecure) and the CA agents' certificates are
+    # checked against when the master relays their logs.
+    grpc_tls: ServerTLS | None
+    agent_tls: ClientTLS
     raft_password: str | None = None
     timing: RaftTiming = field(default_factory=RaftTiming)
     node_grace: float = 3.0
@@ -55,15 +61,13 @@ class MasterOptions:
     kube_api_insecure: bool = False  # plain HTTP: only when asked for explicitly
     ingress_address: str = ""  # where the balancer serves ingresses (the ADDRESS column)
     audit_log: str = ""  # a file: one line per write through either API ("" = no audit log)
+    limits: Limits = field(default_factory=Limits)  # what API clients may have in flight
 
 
-def create_server(address: str) -> tuple[grpc.aio.Server, int]:
-    """A gRPC server bound to `address` (port 0 = any); returns it with the bound port."""
-    server = grpc.aio.server(options=SERVER_OPTIONS)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot bind {address}")
-    return server, port
+def create_server(address: str, tls: ServerTLS | None) -> tuple[grpc.aio.Server, int]:
+    """A gRPC server bound to `address` (port 0 = any), TLS unless `tls` is None; returns it with the port."""
+    server = transport.server(SERVER_OPTIONS)
+    return server, transport.add_port(server, address, tls)
 
 
 class Master:
@@ -76,6 +80,7 @@ class Master:
         self.api_port = 0
         self.kube_api_port = 0
         self.audit = AuditLog(options.audit_log) if options.audit_log else None
+        self.admission = Admission(options.limits)
 
     def status(self) -> api.MasterStatus:
         raft = self.store.raft_status()
@@ -125,7 +130,13 @@ class Master:
             raise ValueError("--kube-api needs --tls-cert-file and --tls-key-file (or --kube-api-insecure)")
         runner, self.kube_api_port = await serve(
             KubeApi(
-                self.store, self.auth, self.has_leader, ingress_address=o.ingress_address, audit=self.audit
+                self.store,
+                self.auth,
+                self.has_leader,
+                ingress_address=o.ingress_address,
+                audit=self.audit,
+                agent_tls=o.agent_tls,
+                admission=self.admission,
             ),
             o.kube_api,
             ssl_context,
@@ -144,20 +155,29 @@ class Master:
         """Serve until `stop` is set; then shut down in order: stop accepting, drain, cancel."""
         loop = asyncio.get_running_loop()
         self.store.attach(loop)
-        server, self.api_port = create_server(self.options.api_address)
+        server, self.api_port = create_server(self.options.api_address, self.options.grpc_tls)
         self.gateway = NodeGatewayServicer(self.store, self.auth)
         api_grpc.add_ApiServicer_to_server(
-            ApiServicer(self.store, self.auth, self.status, self.audit), server
+            ApiServicer(
+                self.store,
+                self.auth,
+                self.status,
+                self.audit,
+                agent_tls=self.options.agent_tls,
+                admission=self.admission,
+            ),
+            server,
         )
         api_grpc.add_NodeGatewayServicer_to_server(self.gateway, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         await server.start()
         log.info(
-            "master serving name=%s api=%s:%d raft=%s peers=%s",
+            "master serving name=%s api=%s:%d (%s) raft=%s peers=%s",
             self.options.name,
             self.options.api_address.rsplit(":", 1)[0],
             self.api_port,
+            "plaintext" if self.options.grpc_tls is None else "TLS",
             self.options.raft_address,
             ",".join(self.options.peers),
         )

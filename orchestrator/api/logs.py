@@ -11,6 +11,7 @@ from orchestrator import errors, model
 from orchestrator.auth import Authenticator
 from orchestrator.client import CHANNEL_OPTIONS, to_error
 from orchestrator.store.raft import Store
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -28,12 +29,13 @@ def agent_address(node: Obj | None) -> str:
 
 
 async def pod_logs(
-    store: Store, auth: Authenticator, request: api.LogsRequest
+    store: Store, auth: Authenticator, tls: ClientTLS, request: api.LogsRequest
 ) -> AsyncGenerator[api.LogChunk, None]:
     """The chunks of a container's log, as its agent serves them (following when `request.follow`).
 
     errors.NotFound for a missing pod, Precondition for one not yet on a node, Unavailable when its
-    node has no agent address; the agent's own errors come through as Skiff errors."""
+    node has no agent address; the agent's own errors come through as Skiff errors. The agent is
+    dialled with `tls` (its certificate names its address) and the node's own token."""
     namespace = request.namespace or model.DEFAULT_NAMESPACE
     pod = store.get("Pod", namespace, request.pod)
     if pod is None:
@@ -45,10 +47,13 @@ async def pod_logs(
     if not address:
         raise errors.Unavailable(f'node "{node_name}" has no agent address')
     token = auth.token_for_node(node_name)
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    async with tls.channel(address, CHANNEL_OPTIONS) as channel:
         call = api_grpc.AgentStub(channel).Logs(request, metadata=(("authorization", f"Bearer {token}"),))
         try:
             async for chunk in call:
                 yield chunk
         except grpc.aio.AioRpcError as e:
+            reason = tls.explain(e.details() or "")
+            if reason is not None:
+                raise errors.Unavailable(f'node "{node_name}": {reason} ({address})') from None
             raise to_error(e) from None

@@ -8,6 +8,7 @@ this master's replica; writes go through Raft and are exactly-once per request i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -21,11 +22,13 @@ from orchestrator.api.logs import pod_logs
 from orchestrator.api.status import ANSWERED, guard, guard_stream, status_of
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator, Identity
+from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.state import not_found
 from orchestrator.store.watch import changes
 from orchestrator.store.writer import Writer, namespace_of
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 BOOKMARK_INTERVAL = 2.0
+STREAM_IN_FLIGHT = 64  # unanswered calls one Write stream may have; it reads no more until one is answered
+STREAM_PAUSE = 0.25  # seconds a Write stream reads nothing after a call read then was refused (backpressure)
 
 
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
@@ -81,12 +86,17 @@ class ApiServicer(api_grpc.ApiServicer):
         auth: Authenticator,
         status: Callable[[], api.MasterStatus],
         audit: AuditLog | None = None,
+        *,
+        agent_tls: ClientTLS,
+        admission: Admission,
     ) -> None:
         self.store = store
         self.auth = auth
-        self.writer = Writer(store)
+        self.admission = admission
+        self.writer = Writer(store, admission=admission)
         self._status = status
         self.audit = audit
+        self.agent_tls = agent_tls
 
     def _identity(self, metadata: Any) -> Identity:
         try:
@@ -134,26 +144,60 @@ class ApiServicer(api_grpc.ApiServicer):
         except errors.SkiffError as e:
             refused = e
         who = self._identity(context.invocation_metadata())
+        with contextlib.ExitStack() as held:
+            if refused is None:
+                try:
+                    held.enter_context(self.admission.stream(who.credential))
+                except errors.TooManyRequests as e:
+                    refused = e  # every call on this stream is answered RESOURCE_EXHAUSTED
+            async for result in self._write_stream(request_iterator, refused, who):
+                yield result
+
+    async def _write_stream(
+        self, request_iterator: AsyncIterator[api.WriteCall], refused: errors.SkiffError | None, who: Identity
+    ) -> AsyncIterator[api.WriteResult]:
+        """The calls of one Write stream, at most STREAM_IN_FLIGHT unanswered at a time. After a call
+        is refused RESOURCE_EXHAUSTED the stream reads nothing more for STREAM_PAUSE seconds after
+        that call was read: HTTP/2 flow control then holds the client's further writes, so a client
+        that ignores the retry hint costs the master nothing while it waits, and a saturated stream
+        is read in batches, one per pause, each answered within the admission's wait."""
+        loop = asyncio.get_running_loop()
         results: asyncio.Queue[api.WriteResult | None] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
+        room = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        resume_at = 0.0  # loop time before which the stream reads no further call
         spawned = 0
 
-        async def one(call: api.WriteCall) -> None:
-            result = await self._write_result(call, refused)
-            if self.audit is not None:
-                code = (
-                    grpc.StatusCode.OK.name
-                    if not result.code
-                    else _CODE_NAMES.get(result.code, str(result.code))
-                )
-                self._record(who, call.method, call.request, code)
-            results.put_nowait(result)  # exactly one result per call
+        async def one(call: api.WriteCall, read_at: float) -> None:
+            nonlocal resume_at
+            try:
+                result = await self._write_result(call, refused)
+                if result.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
+                    resume_at = max(resume_at, read_at + STREAM_PAUSE)
+                if self.audit is not None:
+                    code = (
+                        grpc.StatusCode.OK.name
+                        if not result.code
+                        else _CODE_NAMES.get(result.code, str(result.code))
+                    )
+                    self._record(who, call.method, call.request, code)
+                results.put_nowait(result)  # exactly one result per call
+            finally:
+                room.release()
 
         async def read() -> None:
             nonlocal spawned
+            calls = aiter(request_iterator)
             try:
-                async for call in request_iterator:
-                    task = asyncio.create_task(one(call))
+                while True:
+                    await room.acquire()
+                    if (pause := resume_at - loop.time()) > 0:
+                        await asyncio.sleep(pause)
+                    try:
+                        call = await anext(calls)
+                    except StopAsyncIteration:
+                        return
+                    task = asyncio.create_task(one(call, loop.time()))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                     spawned += 1
@@ -247,6 +291,11 @@ class ApiServicer(api_grpc.ApiServicer):
 
     @guard_stream("read")
     async def Watch(self, request: api.WatchRequest, context: Any) -> AsyncIterator[api.WatchEvent]:
+        with self.admission.stream(self._identity(context.invocation_metadata()).credential):
+            async for event in self._watch(request):
+                yield event
+
+    async def _watch(self, request: api.WatchRequest) -> AsyncIterator[api.WatchEvent]:
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
         if request.resource_version:
@@ -274,5 +323,6 @@ class ApiServicer(api_grpc.ApiServicer):
 
     @guard_stream("read")
     async def Logs(self, request: api.LogsRequest, context: Any) -> AsyncIterator[api.LogChunk]:
-        async for chunk in pod_logs(self.store, self.auth, request):
-            yield chunk
+        with self.admission.stream(self._identity(context.invocation_metadata()).credential):
+            async for chunk in pod_logs(self.store, self.auth, self.agent_tls, request):
+                yield chunk

@@ -11,6 +11,7 @@ from orchestrator import errors
 from orchestrator.cli import printers
 from orchestrator.cli.common import Ctx
 from orchestrator.cli.parser import Subcommands
+from orchestrator.transport import health
 
 VERSION = "0.1.0"
 
@@ -32,20 +33,6 @@ async def master_statuses(ctx: Ctx) -> list[tuple[str, Any]]:
             return addr, e
 
     return list(await asyncio.gather(*(one(m) for m in ctx.config.masters)))
-
-
-async def lb_health(address: str, port: int, timeout: float = 2.0) -> str:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    try:
-        async with grpc.aio.insecure_channel(f"{address}:{port}") as ch:
-            reply = await health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    except grpc.aio.AioRpcError as e:
-        return f"unreachable ({e.code().name})"
 
 
 def status_rows(results: list[tuple[str, Any]]) -> list[list[str]]:
@@ -92,8 +79,10 @@ async def cmd_cluster_status(ctx: Ctx) -> int:
     ctx.print(printers.format_table(headers, status_rows(results)))
     lb = ctx.config.lb
     if lb and lb.get("address"):
-        health = (
-            await lb_health(lb["address"], int(lb["healthPort"])) if lb.get("healthPort") else "<unknown>"
+        lb_health = (
+            await health(f"{lb['address']}:{lb['healthPort']}", ctx.client.tls, timeout=2.0)
+            if lb.get("healthPort")
+            else "<unknown>"
         )
         ctx.print()
         ctx.print(
@@ -105,7 +94,7 @@ async def cmd_cluster_status(ctx: Ctx) -> int:
                         str(lb["address"]),
                         str(lb.get("httpPort", "-")),
                         str(lb.get("metricsPort", "-")),
-                        health,
+                        lb_health,
                     ]
                 ],
             )

@@ -1,7 +1,8 @@
-"""The CLI's client configuration: which masters to call and with which token.
+"""The CLI's client configuration: which masters to call, with which token, trusting which CA.
 
 Lookup order (first wins): --config FILE, $SKIFF_CONFIG, ~/.skiff/config.json. Then --server A,B (or
-$SKIFF_SERVER) replaces the masters and --token (or $SKIFF_TOKEN) replaces the token.
+$SKIFF_SERVER) replaces the masters, --token (or $SKIFF_TOKEN) the token and --ca-file (or
+$SKIFF_CA_FILE) the CA file; --insecure (or "insecure": true) dials the masters in plaintext.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from orchestrator.transport import ClientTLS
 
 
 class ConfigError(Exception):
@@ -29,6 +32,19 @@ class ClientConfig:
     path: str = ""
     lb: dict[str, Any] = field(default_factory=dict)
     state_dir: str = ""
+    ca_file: str = ""
+    insecure: bool = False
+
+    def tls(self) -> ClientTLS:
+        """How to dial the masters; raises ConfigError (one line) when neither a CA nor --insecure is set."""
+        if self.insecure:
+            return ClientTLS.insecure()
+        if not self.ca_file:
+            raise ConfigError("no CA to check the masters' certificates: pass --ca-file FILE (or --insecure)")
+        try:
+            return ClientTLS.from_file(self.ca_file)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("--ca-file", "CA file", 1)) from None
 
     @property
     def lb_http_address(self) -> str:
@@ -53,6 +69,9 @@ def load_config(
     server: str | None = None,
     token: str | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    ca_file: str | None = None,
+    insecure: bool = False,
 ) -> ClientConfig:
     """Resolve the client configuration with the precedence described in the module docstring."""
     env = os.environ if env is None else env
@@ -85,4 +104,6 @@ def load_config(
         path=str(path) if path.exists() else "",
         lb=dict(data.get("lb") or {}),
         state_dir=str(data.get("stateDir") or ""),
+        ca_file=ca_file or env.get("SKIFF_CA_FILE") or str(data.get("caFile") or ""),
+        insecure=insecure or data.get("insecure") is True,
     )

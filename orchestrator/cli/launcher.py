@@ -32,6 +32,7 @@ from orchestrator.auth import NODE_PREFIX
 from orchestrator.cli.config import config_path, default_config_path
 from orchestrator.cli.parser import Subcommands
 from orchestrator.procs import group_alive, is_ours, signal_group, spawn, stop_records, tail
+from orchestrator.transport import ClientTLS, health
 
 PIDS = "pids.json"
 LAYOUT = "layout.json"
@@ -196,11 +197,28 @@ KUBE_NAME = "skiff"
 
 
 def cluster_pki(state: Path, layout: Layout) -> dict[str, Path]:
-    """The cluster CA and each master's server certificate, naming its own address and the
-    balancer's (kubectl reaches every master through the balancer's API port, TLS passing through)."""
+    """The cluster CA and a server certificate per process: a master's names its own address and
+    the balancer's (kubectl reaches every master through the balancer's API port, TLS passing
+    through), an agent's its node address (its log server), the balancer's its address (health)."""
     extra = [layout.lb["address"]] if layout.lb and layout.lb.get("apiPort") else []
     names = {m["name"]: [m["address"], *extra] for m in layout.masters}
+    names.update({w["name"]: [w["address"]] for w in layout.workers})
+    if layout.lb:
+        names["lb"] = [layout.lb["address"]]
     return certs.ensure_cluster_pki(state / "pki", names=names, now=datetime.now(UTC))
+
+
+def tls_flags(pki: dict[str, Path], name: str) -> list[str]:
+    """The flags that give process `name` its certificate and the cluster CA."""
+    return ["--tls-cert-file", str(pki[f"{name}.crt"]), "--tls-key-file", str(pki[f"{name}.key"]),
+            "--ca-file", str(pki["ca.crt"])]  # fmt: skip
+
+
+def join_flags(state: Path, name: str, addresses: list[str]) -> list[str]:
+    """tls_flags for a process that joins the cluster of `state` by hand (another agent): its
+    certificate, for `addresses`, is issued by the cluster CA first (or kept when it has one)."""
+    pki = certs.ensure_cluster_pki(state / "pki", names={name: addresses}, now=datetime.now(UTC))
+    return tls_flags(pki, name)
 
 
 def api_server_url(layout: Layout) -> str:
@@ -302,20 +320,6 @@ def cmd_revoke_node(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- waiting
 
 
-async def _health(address: str, timeout: float = 1.0) -> str:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    try:
-        async with grpc.aio.insecure_channel(address) as ch:
-            reply = await health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    except grpc.aio.AioRpcError as e:
-        return e.code().name
-
-
 class Watchdog:
     """Fails the wait as soon as a started process exits, naming it and showing its log's tail."""
 
@@ -347,20 +351,20 @@ async def wait_for(
         delay = min(delay * 1.5, 0.5)
 
 
-async def wait_masters(layout: Layout, token: str, deadline: float, dog: Watchdog) -> None:
+async def wait_masters(layout: Layout, token: str, tls: ClientTLS, deadline: float, dog: Watchdog) -> None:
     from orchestrator.client import ApiClient
 
     last: dict[str, str] = {}
 
     async def healthy() -> bool:
-        results = await asyncio.gather(*(_health(m["api"]) for m in layout.masters))
+        results = await asyncio.gather(*(health(m["api"], tls) for m in layout.masters))
         last.update({m["name"]: r for m, r in zip(layout.masters, results, strict=True)})
         return all(r == "SERVING" for r in results)
 
     await wait_for(
         "master health", healthy, deadline, dog, lambda: ", ".join(f"{k}={v}" for k, v in last.items())
     )
-    async with ApiClient([m["api"] for m in layout.masters], token) as client:
+    async with ApiClient([m["api"] for m in layout.masters], token, tls=tls) as client:
         seen = {"leader": ""}
 
         async def leader() -> bool:
@@ -378,12 +382,12 @@ async def wait_masters(layout: Layout, token: str, deadline: float, dog: Watchdo
         await wait_for("a Raft leader", leader, deadline, dog, lambda: seen["leader"])
 
 
-async def wait_nodes(layout: Layout, token: str, deadline: float, dog: Watchdog) -> None:
+async def wait_nodes(layout: Layout, token: str, tls: ClientTLS, deadline: float, dog: Watchdog) -> None:
     from orchestrator.client import ApiClient
 
     want = {w["name"] for w in layout.workers}
     ready: set[str] = set()
-    async with ApiClient([m["api"] for m in layout.masters], token, timeout=2.0) as client:
+    async with ApiClient([m["api"] for m in layout.masters], token, tls=tls, timeout=2.0) as client:
 
         async def all_ready() -> bool:
             try:
@@ -402,11 +406,11 @@ async def wait_nodes(layout: Layout, token: str, deadline: float, dog: Watchdog)
         )
 
 
-async def wait_lb(lb: dict[str, Any], deadline: float, dog: Watchdog) -> None:
+async def wait_lb(lb: dict[str, Any], tls: ClientTLS, deadline: float, dog: Watchdog) -> None:
     last = {"s": ""}
 
     async def serving() -> bool:
-        last["s"] = await _health(f"{lb['address']}:{lb['healthPort']}")
+        last["s"] = await health(f"{lb['address']}:{lb['healthPort']}", tls)
         return last["s"] == "SERVING"
 
     await wait_for("balancer health", serving, deadline, dog, lambda: last["s"])
@@ -443,6 +447,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
     pki = cluster_pki(state, layout)
+    tls = ClientTLS.from_file(str(pki["ca.crt"]))
     raft_secret = state / "raft.secret"
     if not raft_secret.exists():  # one random secret per cluster, kept across restarts
         write_secret(raft_secret, secrets.token_urlsafe(32) + "\n")
@@ -457,8 +462,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if peers:
             argv += ["--peers", peers]
         argv += [
-            "--kube-api", m["kubeApi"], "--tls-cert-file", str(pki[f"{m['name']}.crt"]),
-            "--tls-key-file", str(pki[f"{m['name']}.key"]),
+            "--kube-api", m["kubeApi"], *tls_flags(pki, m["name"]),
             *(["--ingress-address", f"{layout.lb['address']}:{layout.lb['httpPort']}"] if layout.lb else []),
             "--raft-secret-file", str(raft_secret), "--audit-log", str(logs / f"audit-{m['name']}.log"),
             "--data-dir", str(data), "--tokens-file", str(state / "tokens.json"),
@@ -472,7 +476,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         wdir.mkdir(parents=True, exist_ok=True)
         argv = [
             py, "-m", "agents", "--name", w["name"], "--address", w["address"], "--masters", masters_csv,
-            "--token-file", str(state / f"{w['name']}.token"), "--state-dir", str(wdir),
+            "--token-file", str(state / f"{w['name']}.token"), "--state-dir", str(wdir), *tls_flags(pki, w["name"]),
             "--cpu", w["cpu"], "--memory", w["memory"], "--log-level", args.log_level,
         ]  # fmt: skip
         records.append({"name": w["name"], "role": "worker", "argv": argv, "log": str(logs / f"{w['name']}.log"),
@@ -484,7 +488,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             py, "-m", "lb", "--masters", masters_csv, "--token-file", str(state / "viewer.token"),
             "--address", lb["address"], "--http-port", str(lb["httpPort"]), "--workers", str(args.lb_workers),
             "--metrics-port", str(lb["metricsPort"]), "--health-port", str(lb["healthPort"]),
-            "--log-level", args.log_level,
+            *tls_flags(pki, "lb"), "--log-level", args.log_level,
         ]  # fmt: skip
         if lb["apiPort"]:
             kube_apis = ",".join(m["kubeApi"] for m in layout.masters)
@@ -504,13 +508,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     dog = Watchdog(procs)
     try:
         start("master")
-        asyncio.run(wait_masters(layout, tokens["admin"], deadline, dog))
+        asyncio.run(wait_masters(layout, tokens["admin"], tls, deadline, dog))
         start("worker")
         start("lb")
         if layout.workers:
-            asyncio.run(wait_nodes(layout, tokens["admin"], deadline, dog))
+            asyncio.run(wait_nodes(layout, tokens["admin"], tls, deadline, dog))
         if layout.lb:
-            asyncio.run(wait_lb(layout.lb, deadline, dog))
+            asyncio.run(wait_lb(layout.lb, tls, deadline, dog))
     except BaseException:
         if not args.keep_on_failure:
             stop_records([r for r in records if "pid" in r], timeout=5.0)
@@ -520,6 +524,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     config: dict[str, Any] = {
         "masters": [m["api"] for m in layout.masters],
         "token": tokens["admin"],
+        "caFile": str(pki["ca.crt"]),
         "stateDir": str(state),
     }
     if layout.lb:

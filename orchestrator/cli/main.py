@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.cli import (
     apply,
+    certs,
     cluster,
     expose,
     get,
@@ -34,7 +35,7 @@ from orchestrator.cli.parser import GLOBAL_DEFAULTS, Parser, Subcommands, UsageE
 from orchestrator.model import DEFAULT_NAMESPACE, ValidationError
 
 # Every verb module, in the order `skiff --help` lists their verbs; each adds its own with register(sub).
-VERBS = (get, apply, run, scale, expose, set_image, rollout, logs, nodes, label, cluster, launcher)
+VERBS = (get, apply, run, scale, expose, set_image, rollout, logs, nodes, label, cluster, launcher, certs)
 
 
 def build_parser() -> Parser:
@@ -129,10 +130,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 async def _run(args: argparse.Namespace) -> int:
     from orchestrator.client import ApiClient
 
-    config = load_config(args.config, args.server, args.token)
+    config = load_config(args.config, args.server, args.token, ca_file=args.ca_file, insecure=args.insecure)
     timeout = parse_duration(args.request_timeout)
     namespace = args.namespace or os.environ.get("SKIFF_NAMESPACE") or DEFAULT_NAMESPACE
-    client = ApiClient(config.masters, config.token, timeout=timeout, call_timeout=min(timeout, 5.0))
+    client = ApiClient(
+        config.masters, config.token, tls=config.tls(), timeout=timeout, call_timeout=min(timeout, 5.0)
+    )
     ctx = Ctx(args, config, client, namespace, all_namespaces=bool(getattr(args, "all_namespaces", False)))
     try:
         return await args.handler(ctx)
@@ -166,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
+    except UsageError as e:
+        return fail(f"error: {e}")
     except _WithConfig as e:
         return fail(format_error(e.error, e.config))
     except (CliError, ConfigError, ManifestError, ValidationError, FileInvalid, errors.SkiffError) as e:

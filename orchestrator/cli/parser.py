@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 Handler = Callable[["Ctx"], Awaitable[int]]
 Local = Callable[[argparse.Namespace], int]
 
-GLOBAL_DEFAULTS = {"config": None, "server": None, "token": None, "namespace": None, "request_timeout": "10s"}
+GLOBAL_DEFAULTS = {
+    "config": None,
+    "server": None,
+    "token": None,
+    "ca_file": None,
+    "insecure": False,
+    "namespace": None,
+    "request_timeout": "10s",
+}
 
 
 class UsageError(Exception):
@@ -51,6 +59,17 @@ def global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--server", "-s", default=d(None), help="master addresses HOST:PORT[,HOST:PORT...] (or $SKIFF_SERVER)"
     )
     g.add_argument("--token", default=d(None), help="bearer token (or $SKIFF_TOKEN)")
+    g.add_argument(
+        "--ca-file",
+        default=d(None),
+        help="CA that the masters' certificates are checked against (or $SKIFF_CA_FILE)",
+    )
+    g.add_argument(
+        "--insecure",
+        action="store_true",
+        default=d(False),
+        help="plaintext gRPC, for masters started with --insecure",
+    )
     g.add_argument("-n", "--namespace", default=d(None), help="namespace (default: default)")
     g.add_argument("--request-timeout", default=d("10s"), help="give up on a call after this long (e.g. 5s)")
 

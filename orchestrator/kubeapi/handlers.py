@@ -25,10 +25,12 @@ from orchestrator.auth import Authenticator
 from orchestrator.kubeapi import bodies, convert, patch, slices
 from orchestrator.kubeapi.resources import Resource
 from orchestrator.kubeapi.routes import Target
+from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.watch import BOOKMARK, changes
 from orchestrator.store.writer import Writer, check
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 
 Obj = dict[str, Any]
@@ -174,11 +176,14 @@ class ResourceHandlers:
         *,
         clock: Callable[[], float] = time.time,
         ingress_address: str = "",
+        agent_tls: ClientTLS,
+        admission: Admission,
     ) -> None:
         self.ingress_address = ingress_address
+        self.agent_tls = agent_tls
         self.store = store
         self.auth = auth
-        self.writer = Writer(store)
+        self.writer = Writer(store, admission=admission)
         self.clock = clock
 
     # ------------------------------------------------------------ helpers
@@ -572,4 +577,4 @@ class ResourceHandlers:
             tail_lines=-1 if tail is None else tail,
             previous=query.flag("previous"),
         )
-        return pod_logs(self.store, self.auth, request)
+        return pod_logs(self.store, self.auth, self.agent_tls, request)

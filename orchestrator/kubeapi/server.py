@@ -24,7 +24,9 @@ from orchestrator.auth import PERMISSIONS, Authenticator, Identity
 from orchestrator.kubeapi import bodies, discovery, openapi, patch, routes, status
 from orchestrator.kubeapi.handlers import Answer, Query, ResourceHandlers
 from orchestrator.kubeapi.routes import PathError, Target
+from orchestrator.store.admission import Admission
 from orchestrator.store.raft import Store
+from orchestrator.transport import ClientTLS
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ def _json(
     code: int, doc: Obj, content_type: str = JSON_TYPE, headers: dict[str, str] | None = None
 ) -> web.Response:
     all_headers = {**(headers or {}), "Content-Type": content_type}
-    if code == 503:
-        all_headers.setdefault("Retry-After", "1")
+    if code in (429, 503):
+        all_headers.setdefault("Retry-After", str((doc.get("details") or {}).get("retryAfterSeconds", 1)))
     return web.Response(
         status=code, body=json.dumps(doc, separators=(",", ":")).encode(), headers=all_headers
     )
@@ -83,12 +85,17 @@ class KubeApi:
         *,
         ingress_address: str = "",
         audit: AuditLog | None = None,
+        agent_tls: ClientTLS,
+        admission: Admission,
     ) -> None:
         self.audit = audit
         self.store = store
         self.auth = auth
         self.ready = ready
-        self.resources = ResourceHandlers(store, auth, ingress_address=ingress_address)
+        self.admission = admission
+        self.resources = ResourceHandlers(
+            store, auth, ingress_address=ingress_address, agent_tls=agent_tls, admission=admission
+        )
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
@@ -178,13 +185,16 @@ class KubeApi:
             return _status(status.unsupported_media_type(bodies.DECODED))
         return _status(status.bad_request(str(e)))
 
-    def _record(self, request: web.Request, target: Target, response: web.StreamResponse) -> None:
-        assert self.audit is not None
+    def _who(self, request: web.Request) -> Identity:
         header = request.headers.get("Authorization")
         try:
-            who = self.auth.identity([("authorization", header)] if header is not None else None)
+            return self.auth.identity([("authorization", header)] if header is not None else None)
         except errors.SkiffError:
-            who = Identity("-")
+            return Identity("-")
+
+    def _record(self, request: web.Request, target: Target, response: web.StreamResponse) -> None:
+        assert self.audit is not None
+        who = self._who(request)
         name = target.name
         body = getattr(response, "body", None)
         if not name and isinstance(body, bytes) and response.status < 300:
@@ -256,7 +266,8 @@ class KubeApi:
         if sub == "":
             if target.is_collection:
                 if method == "GET" and query.flag("watch"):
-                    return await self._watch(request, target, query, table)
+                    with self.admission.stream(self._who(request).credential):
+                        return await self._watch(request, target, query, table)
                 if method == "GET":
                     answer = h.list(target, query, table)
                 elif method == "POST":
@@ -294,7 +305,8 @@ class KubeApi:
             else:
                 return self._not_allowed(method, target)
         elif sub == "log" and method == "GET":
-            return await self._logs(request, target, query)
+            with self.admission.stream(self._who(request).credential):
+                return await self._logs(request, target, query)
         elif sub == "eviction" and method == "POST":
             answer = await h.evict(target, await self._body(request))
         elif sub == "binding" and method == "POST":

@@ -12,7 +12,9 @@ NewForbidden, NewResourceExpired, ...); kubectl prints them as `Error from serve
 | AlreadyExists                  | 409  | AlreadyExists      |
 | Conflict                       | 409  | Conflict           |
 | Precondition, Fenced           | 409  | Conflict (as Kubernetes answers a failed precondition) |
+| TooLarge                       | 413  | RequestEntityTooLarge |
 | Invalid, model.ValidationError | 422  | Invalid, with details.causes; 400 BadRequest when the message names no field |
+| TooManyRequests                | 429  | TooManyRequests, with details.retryAfterSeconds (and Retry-After) |
 | Unavailable                    | 503  | ServiceUnavailable |
 | Unauthenticated                | 401  | Unauthorized       |
 | PermissionDenied               | 403  | Forbidden          |
@@ -215,6 +217,11 @@ def status_for(
         if qualified and name and not msg.startswith("Operation cannot be fulfilled on "):
             msg = f'Operation cannot be fulfilled on {qualified} "{name}": {msg or DEFAULT_CONFLICT}'
         return failure(409, "Conflict", msg or DEFAULT_CONFLICT, details)
+    if isinstance(error, errors.TooLarge):
+        return too_large(msg)
+    if isinstance(error, errors.TooManyRequests):
+        # NewTooManyRequests: the client waits retryAfterSeconds (client-go honours Retry-After).
+        return failure(429, "TooManyRequests", msg, {"retryAfterSeconds": error.retry_after})
     if isinstance(error, errors.Invalid | model.ValidationError):
         return invalid(msg, kind_plural=kind_plural, group=group, name=name)
     if isinstance(error, errors.Unavailable):

@@ -9,6 +9,7 @@ retry it with the same request id and the store answers it once.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import time
@@ -17,16 +18,22 @@ from typing import Any
 
 from orchestrator import errors, model
 from orchestrator.store import commands
+from orchestrator.store.admission import Admission
 from orchestrator.store.raft import Store
 from orchestrator.store.state import merge_patch
 
 Obj = dict[str, Any]
 WRITE_TIMEOUT = 5.0
 NAME_ATTEMPTS = 5
+MAX_OBJECT_BYTES = 3 * 1024 * 1024  # as Kubernetes limits one object
 
 
 def check(obj: Obj) -> Obj:
-    """Validate and default a written object (errors.Invalid names the field)."""
+    """Validate and default a written object (errors.Invalid names the field, errors.TooLarge the
+    size limit: Kubernetes' 3 MiB per object)."""
+    size = len(json.dumps(obj, separators=(",", ":")))
+    if size > MAX_OBJECT_BYTES:
+        raise errors.TooLarge(f"the object is {size} bytes; the limit is {MAX_OBJECT_BYTES} bytes (3 MiB)")
     try:
         return model.apply_defaults(model.validate(obj), copy=False)  # validate's result is a copy
     except model.ValidationError as e:
@@ -53,16 +60,27 @@ def _rid(rid: str) -> str:
 
 
 class Writer:
-    """Validates writes and proposes them as store commands; with `fence`, only while that lease holds."""
+    """Validates writes and proposes them as store commands; with `fence`, only while that lease holds.
 
-    def __init__(self, store: Store, fence: tuple[str, int] | None = None) -> None:
+    With `admission` (the API's writers), each proposal first takes one of its slots, and is refused
+    with TooManyRequests, before anything is proposed, when none frees in time; the writers of the
+    node gateway and the controllers have none (their traffic is exempt, see store/admission.py).
+    """
+
+    def __init__(
+        self, store: Store, fence: tuple[str, int] | None = None, admission: Admission | None = None
+    ) -> None:
         self.store = store
         self.fence = fence
+        self.admission = admission
 
     async def _propose(self, cmd: commands.Command, timeout: float = WRITE_TIMEOUT) -> Any:
         if self.fence is not None:
             cmd = commands.fenced(cmd, self.fence)
-        return await self.store.propose(cmd, timeout=timeout)
+        if self.admission is None:
+            return await self.store.propose(cmd, timeout=timeout)
+        async with self.admission.slot():
+            return await self.store.propose(cmd, timeout=timeout)
 
     async def create(self, obj: Obj, rid: str = "") -> Obj:
         obj = check(obj)

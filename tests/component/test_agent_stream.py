@@ -16,11 +16,13 @@ import pytest
 
 from agents.agent import AgentServicer, HollowRunner, NodeSession, NodeSpec, Tokens
 from agents.runtime import ContainerRuntime, Isolation, RuntimeConfig, stop_state_dir
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
 ADDRESS = "127.0.60.2"
 TOKEN = "node-token"
+PLAINTEXT = ClientTLS.insecure()  # the fake gateways here are in-process plaintext servers
 
 
 class FakeGateway(api_grpc.NodeGatewayServicer):
@@ -118,7 +120,7 @@ async def gateways() -> AsyncIterator[list[FakeGateway]]:
 async def test_register_run_report_and_fail_over(gateways: list[FakeGateway], tmp_path: Path) -> None:
     a, b = gateways
     spec = NodeSpec("w1", ADDRESS, "2", "4Gi", 110, {"zone": "x"}, 1234, "none")
-    session = NodeSession(spec, [a.address, b.address], TOKEN, heartbeat=0.2)
+    session = NodeSession(spec, [a.address, b.address], TOKEN, tls=PLAINTEXT, heartbeat=0.2)
     runtime = ContainerRuntime(
         RuntimeConfig(tmp_path / "state", "w1", ADDRESS, isolation=Isolation()), session.report
     )
@@ -156,7 +158,9 @@ async def test_register_run_report_and_fail_over(gateways: list[FakeGateway], tm
 async def test_silent_master_is_left_and_unacked_updates_resent(gateways: list[FakeGateway]) -> None:
     a, b = gateways
     a.silent = True
-    session = NodeSession(NodeSpec("w1", ADDRESS, "2", "4Gi"), [a.address, b.address], TOKEN, heartbeat=0.2)
+    session = NodeSession(
+        NodeSpec("w1", ADDRESS, "2", "4Gi"), [a.address, b.address], TOKEN, tls=PLAINTEXT, heartbeat=0.2
+    )
     session.runner = HollowRunner(session, ADDRESS)
     task = asyncio.create_task(session.run())
     try:
@@ -177,7 +181,9 @@ async def test_hollow_node_reports_deletion(gateways: list[FakeGateway]) -> None
     a, _ = gateways
     deleting = demo_pod("p1")
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    session = NodeSession(NodeSpec("h-0", ADDRESS, "2", "4Gi"), [a.address], TOKEN, heartbeat=0.2)
+    session = NodeSession(
+        NodeSpec("h-0", ADDRESS, "2", "4Gi"), [a.address], TOKEN, tls=PLAINTEXT, heartbeat=0.2
+    )
     runner = HollowRunner(session, ADDRESS)
     session.runner = runner
     task = asyncio.create_task(session.run())

@@ -21,7 +21,9 @@ from aiohttp import web
 
 from orchestrator.auth import Authenticator
 from orchestrator.kubeapi.server import KubeApi, serve
+from orchestrator.store.admission import Admission, Limits
 from orchestrator.store.raft import RaftTiming, Store
+from orchestrator.transport import ClientTLS
 
 HEADERS = {"Authorization": "Bearer admin-token", "Content-Type": "application/json"}
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -37,9 +39,17 @@ def cm(name: str) -> bytes:
     return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).encode()
 
 
-async def api_over(store: Store) -> tuple[aiohttp.ClientSession, str, web.AppRunner]:
+async def api_over(
+    store: Store, admission: Admission | None = None
+) -> tuple[aiohttp.ClientSession, str, web.AppRunner]:
     store.attach(asyncio.get_running_loop())
-    api = KubeApi(store, Authenticator({"admin-token": "admin"}), lambda: True)
+    api = KubeApi(
+        store,
+        Authenticator({"admin-token": "admin"}),
+        lambda: True,
+        agent_tls=ClientTLS.insecure(),
+        admission=admission or Admission(),
+    )
     runner, port = await serve(api, "127.0.60.41:0", None)
     return aiohttp.ClientSession(), f"http://127.0.60.41:{port}", runner
 
@@ -113,3 +123,26 @@ async def test_a_watch_from_a_dropped_revision_gets_410(
     ) as r:
         events = [json.loads(line) for line in (await r.read()).splitlines() if line.strip()]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "c4")], events
+
+
+async def test_over_the_limits_is_429_with_retry_after_and_nothing_written(tmp_path: Path) -> None:
+    """No write slot and no stream left: a create and a watch are each refused 429 TooManyRequests,
+    with Retry-After, and the refused create stored nothing."""
+    store = Store(f"127.0.60.41:{free_port('127.0.60.41')}", [], str(tmp_path / "m"), RaftTiming())
+    full = Admission(Limits(limit=0, queue=0, max_streams=0, retry_after=2))
+    session, base, runner = await api_over(store, full)
+    try:
+        for request in (session.post(base + CMS, data=cm("refused"), headers=HEADERS),
+                        session.get(base + CMS + "?watch=true", headers=HEADERS)):  # fmt: skip
+            async with request as r:
+                body = await r.json()
+                assert r.status == 429 and r.headers.get("Retry-After") == "2", body
+                assert body["reason"] == "TooManyRequests", body
+                assert body["details"] == {"retryAfterSeconds": 2}, body
+        async with session.get(base + CMS, headers=HEADERS) as r:
+            assert r.status == 200 and (await r.json())["items"] == []
+        assert store.digest()[0] == 0  # nothing reached Raft
+    finally:
+        await session.close()
+        await runner.cleanup()
+        store.destroy()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lb.metrics import parse
 from lb.testing import endpoints, service, start_backend
+from orchestrator import certs
+from orchestrator.transport import ClientTLS
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -57,6 +60,8 @@ class Lb:
         self.health_port = free_port(ADDR)
         self.log = open(tmp / "lb.log", "wb")  # noqa: SIM115
         self.log_path = tmp / "lb.log"
+        pki = certs.ensure_cluster_pki(tmp / "pki", names={"lb": [ADDR]}, now=datetime.now(UTC))
+        self.tls = ClientTLS.from_file(str(pki["ca.crt"]))
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -78,6 +83,12 @@ class Lb:
                 "1",
                 "--shutdown-timeout",
                 "1",
+                "--tls-cert-file",
+                str(pki["lb.crt"]),
+                "--tls-key-file",
+                str(pki["lb.key"]),
+                "--ca-file",
+                str(pki["ca.crt"]),
             ],
             cwd=REPO,
             stdout=self.log,
@@ -91,7 +102,7 @@ class Lb:
         os.replace(tmp, self.routes_file)
 
     async def health(self) -> int:
-        async with grpc.aio.insecure_channel(f"{ADDR}:{self.health_port}") as ch:
+        async with self.tls.channel(f"{ADDR}:{self.health_port}") as ch:
             reply = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=1
             )

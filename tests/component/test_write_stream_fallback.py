@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from orchestrator.client import ApiClient
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -31,7 +32,7 @@ async def test_client_falls_back_to_unary_writes() -> None:
     api_grpc.add_ApiServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.50.61:0")
     await server.start()
-    client = ApiClient([f"127.0.50.61:{port}"], "token")
+    client = ApiClient([f"127.0.50.61:{port}"], "token", tls=ClientTLS.insecure())  # a plaintext test server
     try:
         obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
         assert await client.create(obj, request_id="rid-1") == obj

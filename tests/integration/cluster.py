@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from orchestrator.client import ApiClient
 from orchestrator.errors import SkiffError
 from orchestrator.procs import group_alive, is_ours
+from orchestrator.transport import ClientTLS
 
 REPO = Path(__file__).resolve().parents[2]
 _slots = itertools.count()
@@ -155,7 +156,11 @@ class Cluster:
 
     def client(self, role: str = "admin", **kw: Any) -> ApiClient:
         """An ApiClient on every master; create it inside the running event loop (grpc.aio)."""
-        return ApiClient(self.master_addresses, self.token(role), **kw)
+        return ApiClient(self.master_addresses, self.token(role), **{"tls": self.tls(), **kw})
+
+    def tls(self) -> ClientTLS:
+        """TLS checked against this cluster's CA (state/pki/ca.crt, which `skiff up` made)."""
+        return ClientTLS.from_file(str(self.state_dir / "pki" / "ca.crt"))
 
     @property
     def pids(self) -> dict[str, dict[str, Any]]:

@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from orchestrator import certs
 from orchestrator.client import ApiClient
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +31,12 @@ def free_port(host: str) -> int:
 class MasterSet:
     """N masters as separate process groups, each with its own loopback address and data dir."""
 
-    def __init__(self, tmp: Path, subnet: str, n: int = 3, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, tmp: Path, subnet: str, n: int = 3, extra: tuple[str, ...] = (), *, plaintext: bool = False
+    ) -> None:
+        """`plaintext`: gRPC without TLS (--insecure on both ends), for the benchmark's baseline."""
         self.tmp = tmp
+        self.plaintext = plaintext
         self.n = n
         self.extra = extra
         self.hosts = [f"{subnet}.{i + 1}" for i in range(n)]
@@ -39,6 +46,25 @@ class MasterSet:
         self.tokens_file.write_text(json.dumps(TOKENS))
         self.procs: dict[int, subprocess.Popen] = {}
         self.per_master: list[list[str]] = [[] for _ in range(n)]  # flags for one master only
+        # TLS as `skiff up` has it: one CA, a certificate per master naming its address.
+        self.pki = certs.ensure_cluster_pki(
+            tmp / "pki", names={f"m{i + 1}": [h] for i, h in enumerate(self.hosts)}, now=datetime.now(UTC)
+        )
+        self.tls = ClientTLS.insecure() if plaintext else ClientTLS.from_file(str(self.pki["ca.crt"]))
+
+    def tls_flags(self, name: str, address: str | None = None) -> list[str]:
+        """--tls-cert-file, --tls-key-file and --ca-file for process `name` (a certificate naming
+        `address` is issued first when given: an agent's log server)."""
+        if self.plaintext:
+            return ["--insecure"]
+        if address is not None:
+            self.pki.update(
+                certs.ensure_cluster_pki(self.tmp / "pki", names={name: [address]}, now=datetime.now(UTC))
+            )
+        return [
+            "--tls-cert-file", str(self.pki[f"{name}.crt"]), "--tls-key-file", str(self.pki[f"{name}.key"]),
+            "--ca-file", str(self.pki["ca.crt"]),
+        ]  # fmt: skip
 
     def start(self, i: int) -> None:
         peers = ",".join(r for j, r in enumerate(self.raft) if j != i)
@@ -59,6 +85,7 @@ class MasterSet:
             str(self.tmp / f"m{i + 1}"),
             "--tokens-file",
             str(self.tokens_file),
+            *self.tls_flags(f"m{i + 1}"),
             *self.extra,
             *self.per_master[i],
         ]
@@ -94,7 +121,7 @@ class MasterSet:
         return "\n".join(out)
 
     def client(self, token: str = "admin-token", masters: list[str] | None = None, **kw) -> ApiClient:
-        return ApiClient(masters or self.api, token, **kw)
+        return ApiClient(masters or self.api, token, **{"tls": self.tls, **kw})
 
     async def statuses(self, client: ApiClient) -> dict[int, api.MasterStatus]:
         out: dict[int, api.MasterStatus] = {}

@@ -35,7 +35,7 @@ class Agent:
             sys.executable, "-m", "agents", "--name", "w1", "--address", AGENT_ADDRESS,
             "--masters", ",".join(masters.api), "--token-file", str(tmp / "node.token"),
             "--tokens-file", str(masters.tokens_file), "--state-dir", str(self.state_dir),
-            "--heartbeat", "0.5", "--log-level", "DEBUG",
+            "--heartbeat", "0.5", "--log-level", "DEBUG", *masters.tls_flags("w1", AGENT_ADDRESS),
         ]  # fmt: skip
         self.proc: subprocess.Popen | None = None
 

@@ -126,7 +126,7 @@ async def test_api_errors_map_to_status_codes(masters: MasterSet, pipelined: boo
         await masters.client(token="wrong").list("ConfigMap")
     with pytest.raises(errors.Unauthenticated):
         await masters.client(token="wrong", pipelined=pipelined).create(cm("wrong-token"))
-    no_token = ApiClient(masters.api, "")
+    no_token = ApiClient(masters.api, "", tls=masters.tls)
     no_token._metadata = ()  # type: ignore[assignment]  # deliberately no authorization entry at all
     with pytest.raises(errors.Unauthenticated):
         await no_token.list("ConfigMap")
@@ -249,3 +249,44 @@ async def test_follower_restarted_under_write_load_rejoins(masters: MasterSet) -
     items, _ = await masters.client(masters=[masters.api[follower]]).list("ConfigMap")
     assert set(acked) <= {o["metadata"]["name"] for o in items}
     assert len(acked) > 100
+
+
+async def test_limits_on_object_size_and_streams_per_credential(tmp_path) -> None:
+    """A 3 MiB object is the largest stored (larger: refused, the state unchanged); a credential holding
+    its limit of streams is refused another (RESOURCE_EXHAUSTED) while another credential is not."""
+    ms = MasterSet(
+        tmp_path, f"127.0.{next(_subnets)}", extra=("--no-controllers", "--max-streams-per-credential", "2")
+    )
+    ms.start_all()
+    admin, viewer = ms.client(), ms.client(token="viewer-token")
+    others = [ms.client() for _ in range(3)]  # more connections, the same (admin) credential
+    try:
+        await ms.wait_leader(admin)
+        await admin.create(cm("small"))
+        before = await ms.wait_converged(admin)
+        with pytest.raises(errors.Invalid, match=r"the limit is 3145728 bytes \(3 MiB\)"):
+            await admin.create(cm("over-3mib", "x" * (3 * 1024 * 1024 + 1)))
+        with pytest.raises(errors.TooManyRequests, match="larger than max"):
+            await admin.create(cm("8mib", "x" * (8 * 1024 * 1024)))
+        assert await ms.wait_converged(admin) == before  # nothing was proposed
+
+        async def first_event(client: ApiClient, held: list) -> None:
+            stream = client.watch("ConfigMap")
+            held.append(stream)
+            await anext(stream)
+
+        held: list = []
+        await first_event(admin, held)
+        await first_event(others[0], held)
+        with pytest.raises(errors.TooManyRequests, match="admin already holds 2 streams"):
+            await first_event(others[1], held)
+        await first_event(viewer, held)  # the viewer's credential has its own count
+        await held[0].aclose()
+        await asyncio.sleep(0.2)  # the master sees the stream end
+        await first_event(others[2], held)  # a freed place can be taken again
+        for stream in held:
+            await stream.aclose()
+    finally:
+        for client in (admin, viewer, *others):
+            await client.close()
+        ms.close()

@@ -34,14 +34,16 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import pytest
 
-from orchestrator import errors
+from orchestrator import certs, errors
 from orchestrator.client import ApiClient
+from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
 from tests.integration.masters import ROOT
 
@@ -253,6 +255,14 @@ async def test_masters_and_agents_on_separate_hosts(lab: Lab, tmp_path: Path, li
     apis = {m: f"{a}:{API_PORT}" for m, a in MASTERS.items()}
     rafts = {m: f"{a}:{RAFT_PORT}" for m, a in MASTERS.items()}
     lab.create({**MASTERS, **AGENTS})
+    # One cluster CA; each host's certificate names its own address (as `skiff certs` makes them).
+    pki = certs.ensure_cluster_pki(
+        tmp_path / "pki", names={n: [a] for n, a in {**MASTERS, **AGENTS}.items()}, now=datetime.now(UTC)
+    )
+
+    def tls_flags(name: str) -> list[str]:
+        return ["--tls-cert-file", str(pki[f"{name}.crt"]), "--tls-key-file", str(pki[f"{name}.key"]),
+                "--ca-file", str(pki["ca.crt"])]  # fmt: skip
 
     # Each master on its own host: its own copy of the tokens file and its own data dir.
     for m in MASTERS:
@@ -265,7 +275,7 @@ async def test_masters_and_agents_on_separate_hosts(lab: Lab, tmp_path: Path, li
         lab.spawn(
             m, "-m", "orchestrator", "--name", m, "--api", apis[m], "--raft", rafts[m],
             "--peers", peers, "--data-dir", str(home / "data"), "--tokens-file", str(home / "tokens.json"),
-            "--raft-secret-file", str(home / "raft.secret"), "--node-grace", str(NODE_GRACE), "--pod-eviction-timeout", "10",
+            "--raft-secret-file", str(home / "raft.secret"), "--node-grace", str(NODE_GRACE), "--pod-eviction-timeout", "10", *tls_flags(m),
         )  # fmt: skip
     for i, (w, address) in enumerate(AGENTS.items()):
         # Each agent prefers a different master (as if each were near one), so whichever master is cut
@@ -277,10 +287,12 @@ async def test_masters_and_agents_on_separate_hosts(lab: Lab, tmp_path: Path, li
         lab.spawn(
             w, "-m", "agents", "--name", w, "--address", address, "--masters", ",".join(order),
             "--token-file", str(home / "node.token"), "--state-dir", str(home / "state"),
-            "--cpu", "2", "--memory", "4Gi", "--heartbeat", "0.5",
+            "--cpu", "2", "--memory", "4Gi", "--heartbeat", "0.5", *tls_flags(w),
         )  # fmt: skip
 
-    client = ApiClient(list(apis.values()), "admin-token", timeout=15)
+    client = ApiClient(
+        list(apis.values()), "admin-token", tls=ClientTLS.from_file(str(pki["ca.crt"])), timeout=15
+    )
     try:
         await multihost_flow(lab, client, apis, rafts, t_start, links)
     finally:
@@ -306,7 +318,12 @@ async def converged(client: ApiClient, apis: dict[str, str]) -> tuple[int, str] 
 async def multihost_flow(
     lab: Lab, client: ApiClient, apis: dict[str, str], rafts: dict[str, str], t_start: float, links: str
 ) -> None:
-    env = {**os.environ, "SKIFF_SERVER": ",".join(apis.values()), "SKIFF_TOKEN": "admin-token"}
+    env = {
+        **os.environ,
+        "SKIFF_SERVER": ",".join(apis.values()),
+        "SKIFF_TOKEN": "admin-token",
+        "SKIFF_CA_FILE": client.tls.ca_file,
+    }
     env.pop("SKIFF_CONFIG", None)
 
     def skiff(*args: str) -> str:
@@ -397,8 +414,8 @@ async def multihost_flow(
     t_cut = time.monotonic()
     print(f"{time.strftime('%H:%M:%S')} cut {cut} from {links}; agents per master {served_before}")
 
-    cut_client = ApiClient([apis[cut]], "admin-token")
-    majority_client = ApiClient(list(majority.values()), "admin-token", timeout=20)
+    cut_client = ApiClient([apis[cut]], "admin-token", tls=client.tls)
+    majority_client = ApiClient(list(majority.values()), "admin-token", tls=client.tls, timeout=20)
     try:
         cm = {
             "apiVersion": "v1",
@@ -465,7 +482,7 @@ async def multihost_flow(
             after = await until(four_running, "4 demo pods Running and Ready after the heal", 30)
         except AssertionError as e:
             raise AssertionError(
-                f"{e}\npods (name, node, phase, ready, deleting): {seen}\n{await diagnose(apis)}"
+                f"{e}\npods (name, node, phase, ready, deleting): {seen}\n{await diagnose(apis, client.tls)}"
             ) from None
         assert {p["metadata"]["uid"] for p in after} == pod_uids, "pods were replaced during the partition"
     finally:
@@ -480,11 +497,11 @@ async def multihost_flow(
     )
 
 
-async def diagnose(apis: dict[str, str]) -> str:
+async def diagnose(apis: dict[str, str], tls: ClientTLS) -> str:
     """Each master's own view: Raft role/term/leader, revision, lease, and each node's Ready condition."""
     out = []
     for m, address in apis.items():
-        c = ApiClient([address], "admin-token", timeout=2)
+        c = ApiClient([address], "admin-token", tls=tls, timeout=2)
         try:
             st = await c.status(address)
             nodes, _ = await c.list("Node")

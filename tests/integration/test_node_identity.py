@@ -33,7 +33,7 @@ async def connect(
     c: Cluster, token: str, first: api.AgentMessage, then: tuple[api.AgentMessage, ...] = ()
 ) -> grpc.StatusCode:
     """Open a gateway stream as an agent would, send `first` (and `then`), and return how it ends."""
-    async with grpc.aio.insecure_channel(c.master_addresses[0]) as channel:
+    async with c.tls().channel(c.master_addresses[0]) as channel:
         call = api_grpc.NodeGatewayStub(channel).Connect(metadata=(("authorization", f"Bearer {token}"),))
         await call.write(first)
         for msg in then:
@@ -111,7 +111,9 @@ async def test_a_node_may_not_report_another_nodes_pod(cluster: Cluster) -> None
 async def test_a_node_credential_cannot_write_through_the_api(cluster: Cluster) -> None:
     from orchestrator.client import ApiClient
 
-    async with ApiClient(cluster.master_addresses, node_token(cluster, "worker-1")) as as_node:
+    async with ApiClient(
+        cluster.master_addresses, node_token(cluster, "worker-1"), tls=cluster.tls()
+    ) as as_node:
         with pytest.raises(errors.PermissionDenied):
             await as_node.create(
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-a-node"}, "data": {}}

@@ -77,7 +77,7 @@ def test_a_master_off_loopback_without_a_secret_refuses_to_start(tmp_path: Path)
     (tmp_path / "tokens.json").write_text("{}")
     out = subprocess.run(
         [sys.executable, "-m", "orchestrator", "--name", "m1", "--api", "127.0.0.1:0",
-         "--raft", "192.0.2.10:7100", "--data-dir", str(tmp_path / "d"), "--tokens-file", str(tmp_path / "tokens.json")],
+         "--raft", "192.0.2.10:7100", "--data-dir", str(tmp_path / "d"), "--tokens-file", str(tmp_path / "tokens.json"), "--insecure"],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert out.returncode == 2, out

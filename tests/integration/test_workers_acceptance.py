@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from orchestrator.cli.launcher import join_flags
 from tests.integration.cluster import REPO, Cluster
 
 pytestmark = pytest.mark.integration
@@ -393,6 +394,9 @@ def test_crash_loop_backoff_caps(cluster: Cluster, api: Api) -> None:
     set_flag("--backoff-cap", "1.0")
     # worker-2's own credential registers only worker-2: an extra node uses the shared node token.
     set_flag("--token-file", str(c.state_dir / "node.token"))
+    flags = join_flags(c.state_dir, "worker-9", [f"{WORKER_BASE}.9"])
+    for flag, value in zip(flags[::2], flags[1::2], strict=True):
+        set_flag(flag, value)
     log = open(c.state_dir / "logs" / "worker-9.log", "ab")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

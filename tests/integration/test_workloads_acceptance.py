@@ -194,7 +194,7 @@ class PodWatch:
 
 @contextlib.asynccontextmanager
 async def client(c: Cluster, masters: list[str] | None = None) -> AsyncIterator[ApiClient]:
-    api = ApiClient(masters or c.master_addresses, c.token("admin"))
+    api = ApiClient(masters or c.master_addresses, c.token("admin"), tls=c.tls())
     try:
         yield api
     finally:

@@ -82,7 +82,7 @@ def test_run_takes_args_after_double_dash() -> None:
 
 
 def test_unknown_resource_type(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["get", "foo", "--server", "127.0.0.1:1"]) == 1
+    assert main(["get", "foo", "--server", "127.0.0.1:1", "--insecure"]) == 1
     assert capsys.readouterr().err == 'error: the server doesn\'t have a resource type "foo"\n'
 
 

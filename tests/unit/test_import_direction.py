@@ -18,7 +18,8 @@ OURS = ("orchestrator", "agents", "lb", "chaos", "bench")
 
 ERRORS, MODEL = "orchestrator.errors", "orchestrator.model"
 PURE = (ERRORS, MODEL, "orchestrator.workloads", "orchestrator.tables")
-CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs", "orchestrator.auth")
+TRANSPORT = "orchestrator.transport"
+CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs", "orchestrator.auth", TRANSPORT)
 
 # module prefix -> what it may import of ours (None: wiring, anything below it).
 RULES: dict[str, tuple[str, ...] | None] = {
@@ -31,7 +32,8 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.auth": (ERRORS,),
     "orchestrator.audit": ("orchestrator.auth",),
     "orchestrator.procs": (),
-    "orchestrator.client": (ERRORS, MODEL, "orchestrator.auth"),
+    TRANSPORT: (),
+    "orchestrator.client": (ERRORS, MODEL, "orchestrator.auth", TRANSPORT),
     "orchestrator.store": (ERRORS, MODEL, "orchestrator.store"),
     "orchestrator.controllers": (*PURE, "orchestrator.scheduling", "orchestrator.controllers"),
     "orchestrator.leader": (ERRORS, MODEL, "orchestrator.store"),
@@ -42,6 +44,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
         "orchestrator.client",
         "orchestrator.store",
         "orchestrator.api",
+        TRANSPORT,
     ),
     "orchestrator.kubeapi": (
         *PURE,
@@ -51,6 +54,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
         "orchestrator.store",
         "orchestrator.api",
         "orchestrator.kubeapi",
+        TRANSPORT,
     ),
     "orchestrator.certs": (),
     "orchestrator.kubeconfig": (),
