@@ -41,6 +41,11 @@ class Unavailable(SkiffError):
     code = "UNAVAILABLE"
 
 
+class RevisionAhead(Unavailable):
+    """A watch from a revision this replica has not reached (Kubernetes: "Too large resource
+    version", 504 with a retry hint); another master, or this one a little later, may have it."""
+
+
 class Unauthenticated(SkiffError):
     code = "UNAUTHENTICATED"
 

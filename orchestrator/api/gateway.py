@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from orchestrator import errors
-from orchestrator.api.status import ANSWERED, status_of
+from orchestrator.api.status import ANSWERED, internal, one_line, status_of
 from orchestrator.auth import Authenticator, Identity, bearer
 from orchestrator.store import commands
 from orchestrator.store.raft import Store
@@ -70,6 +70,11 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         except ANSWERED as e:
             await context.abort(*status_of(e))
             return
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await context.abort(*internal(e, "node registration"))
+            return
         log.info("agent connected node=%s peer=%s", name, context.peer())
         dirty = asyncio.Event()
         dirty.set()
@@ -92,6 +97,10 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             log.info("agent stream node=%s ended: %s", name, ended)
             if isinstance(ended, errors.PermissionDenied | errors.Unauthenticated):
                 await context.abort(*status_of(ended))
+        except* grpc.aio.AbortError:
+            raise
+        except* Exception as eg:
+            await context.abort(*internal(eg.exceptions[0], f"agent stream of node {name!r}"))
         finally:
             if self._dirty.get(name) is dirty:
                 del self._dirty[name]
@@ -118,13 +127,11 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                             f'node "{name}" may not report pod {p.namespace}/{p.name}, bound to "{bound}"'
                         )
             rid = f"hb/{name}/{stream_id}/{hb.seq}"
-            node_status = json.loads(hb.node_status) if hb.node_status else None
-            pods = [
-                commands.pod_update(
-                    p.namespace, p.name, p.uid, json.loads(p.status) if p.status else None, p.deleted
-                )
-                for p in hb.pods
-            ]
+            try:
+                node_status, pods = _parse_heartbeat(hb)
+            except ValueError as e:  # a malformed heartbeat is answered on the stream, which goes on
+                await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=one_line(str(e)))))
+                continue
             error = ""
             for _ in range(3):
                 try:
@@ -197,3 +204,30 @@ def _ready(pod: Obj) -> str:
 
 class _StreamEnded(Exception):
     pass
+
+
+def _parse_heartbeat(hb: api.Heartbeat) -> tuple[Obj | None, list[Obj]]:
+    """The node status and the pod updates a heartbeat carries; ValueError (one line) when one of
+    its JSON documents is malformed or not an object."""
+    node_status = _json_object(hb.node_status, "node_status") if hb.node_status else None
+    pods = [
+        commands.pod_update(
+            p.namespace,
+            p.name,
+            p.uid,
+            _json_object(p.status, f"pod {p.namespace}/{p.name} status") if p.status else None,
+            p.deleted,
+        )
+        for p in hb.pods
+    ]
+    return node_status, pods
+
+
+def _json_object(data: str | bytes, what: str) -> Obj:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"malformed heartbeat: {what} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"malformed heartbeat: {what} must be a JSON object")
+    return value

@@ -19,14 +19,14 @@ import grpc
 
 from orchestrator import errors, model
 from orchestrator.api.logs import pod_logs
-from orchestrator.api.status import ANSWERED, guard, guard_stream, status_of
+from orchestrator.api.status import ANSWERED, guard, guard_stream, internal, status_of
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator, Identity
 from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.state import not_found
-from orchestrator.store.watch import changes
+from orchestrator.store.watch import caught_up, changes, parse_revision
 from orchestrator.store.writer import Writer, namespace_of
 from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
@@ -71,6 +71,9 @@ def audited(fn: Callable) -> Callable:
             return await fn(self, request, context)
         except ANSWERED as e:
             result = status_of(e)[0].name
+            raise
+        except Exception:
+            result = grpc.StatusCode.INTERNAL.name  # the guard answers it so
             raise
         finally:
             if self.audit is not None:
@@ -238,8 +241,8 @@ class ApiServicer(api_grpc.ApiServicer):
             code, message = status_of(e)
             return api.WriteResult(request_id=rid, code=code.value[0], message=message)
         except Exception as e:  # one write's bug must not end the stream of the others
-            log.exception("write %s failed", rid)
-            return api.WriteResult(request_id=rid, code=grpc.StatusCode.INTERNAL.value[0], message=repr(e))
+            code, message = internal(e, f"write {rid[:64]!r}")
+            return api.WriteResult(request_id=rid, code=code.value[0], message=message)
 
     @guard("write")
     @audited
@@ -299,12 +302,8 @@ class ApiServicer(api_grpc.ApiServicer):
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
         if request.resource_version:
-            try:
-                rev = int(request.resource_version)
-            except ValueError:
-                raise errors.Invalid(
-                    f"resourceVersion {request.resource_version!r} is not a number"
-                ) from None
+            rev = parse_revision(request.resource_version)
+            await caught_up(self.store, rev)
         else:
             items, rev = self.store.list(kind)
             for obj in items:

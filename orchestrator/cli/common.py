@@ -142,16 +142,19 @@ async def update_with_retry(
     return None
 
 
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION = 7 * 24 * 3600.0
+
+
 def parse_duration(text: str | float | int) -> float:
-    """'30s', '2m', '1h', '500ms', '10' -> seconds."""
-    s = str(text).strip()
-    for suffix, mult in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if s.endswith(suffix) and s[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(s[: -len(suffix)]) * mult
-    try:
-        return float(s)
-    except ValueError:
-        raise CliError(f"invalid duration {text!r}: use e.g. 30s, 2m") from None
+    """'30s', '2m', '1h', '500ms', '10' -> seconds: ASCII digits only, at most a week (so "nan",
+    "inf", "-1" or "٣" are refused rather than hanging or misleading a wait)."""
+    m = _DURATION.fullmatch(str(text).strip())
+    seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else -1.0
+    if not 0 <= seconds <= MAX_DURATION:
+        raise CliError(f"invalid duration {str(text)[:40]!r}: use e.g. 30s, 2m, 500ms (at most 168h)")
+    return seconds
 
 
 def _one_line(text: str) -> str:

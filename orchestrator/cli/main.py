@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from orchestrator.cli import (
     scale,
     set_image,
 )
-from orchestrator.cli.common import CliError, Ctx, FileInvalid, format_error, parse_duration
+from orchestrator.cli.common import MAX_DURATION, CliError, Ctx, FileInvalid, format_error, parse_duration
 from orchestrator.cli.config import ConfigError, load_config
 from orchestrator.cli.manifests import ManifestError
 from orchestrator.cli.parser import GLOBAL_DEFAULTS, Parser, Subcommands, UsageError, global_flags
@@ -131,7 +132,7 @@ async def _run(args: argparse.Namespace) -> int:
     from orchestrator.client import ApiClient
 
     config = load_config(args.config, args.server, args.token, ca_file=args.ca_file, insecure=args.insecure)
-    timeout = parse_duration(args.request_timeout)
+    timeout = parse_duration(args.request_timeout) or MAX_DURATION  # 0: no timeout, as kubectl
     namespace = args.namespace or os.environ.get("SKIFF_NAMESPACE") or DEFAULT_NAMESPACE
     client = ApiClient(
         config.masters, config.token, tls=config.tls(), timeout=timeout, call_timeout=min(timeout, 5.0)
@@ -177,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(format_error(e))
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug: one line, and the traceback only when asked for
+        if args.debug:
+            traceback.print_exc()
+        text = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return fail(f"error: internal error: {text} (run with --debug for the traceback)")
 
 
 if __name__ == "__main__":

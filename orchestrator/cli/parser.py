@@ -28,6 +28,7 @@ GLOBAL_DEFAULTS = {
     "token": None,
     "ca_file": None,
     "insecure": False,
+    "debug": False,
     "namespace": None,
     "request_timeout": "10s",
 }
@@ -69,6 +70,9 @@ def global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
         action="store_true",
         default=d(False),
         help="plaintext gRPC, for masters started with --insecure",
+    )
+    g.add_argument(
+        "--debug", action="store_true", default=d(False), help="show the traceback of an unexpected error"
     )
     g.add_argument("-n", "--namespace", default=d(None), help="namespace (default: default)")
     g.add_argument("--request-timeout", default=d("10s"), help="give up on a call after this long (e.g. 5s)")

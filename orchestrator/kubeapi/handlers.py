@@ -28,7 +28,7 @@ from orchestrator.kubeapi.routes import Target
 from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
-from orchestrator.store.watch import BOOKMARK, changes
+from orchestrator.store.watch import BOOKMARK, caught_up, changes, parse_revision
 from orchestrator.store.writer import Writer, check
 from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
@@ -36,7 +36,6 @@ from skiffpb import api_pb2 as api
 Obj = dict[str, Any]
 PATCH_RETRIES = 5
 WATCH_BOOKMARK_INTERVAL = 5.0
-CATCH_UP_WAIT = 3.0
 
 
 @dataclass
@@ -332,10 +331,8 @@ class ResourceHandlers:
             items, revision = self.store.list(r.kind)
             initial = tuple(sorted((o for o in items if keep(o)), key=_key))
         else:
-            if not start.isascii() or not start.isdigit():
-                raise errors.Invalid(f"resourceVersion: {start!r} is not a valid resource version")
-            revision = int(start)
-            await self._caught_up(revision)
+            revision = parse_revision(start)
+            await caught_up(self.store, revision)
         return self._events(
             r, keep, revision, initial, want_table, query.flag("allowWatchBookmarks"), timeout
         )
@@ -378,23 +375,6 @@ class ResourceHandlers:
                     yield self._event(etype, changed, r, want_table, at)
         finally:
             await stream.aclose()
-
-    async def _caught_up(self, revision: int) -> None:
-        """Wait (a little) for this replica to reach `revision`: a watch resumed on another master
-        may name a revision this one has not applied yet. errors.Unavailable if it stays behind."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CATCH_UP_WAIT
-        while revision > self.store.revision:
-            changed = self.store.change_event()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise errors.Unavailable(
-                    f"Too large resource version: {revision}, current: {self.store.revision}"
-                )
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def _event(self, etype: str, obj: Obj, r: Resource, want_table: bool, revision: int) -> Obj:
         if want_table:

@@ -42,7 +42,7 @@ def _json(
     code: int, doc: Obj, content_type: str = JSON_TYPE, headers: dict[str, str] | None = None
 ) -> web.Response:
     all_headers = {**(headers or {}), "Content-Type": content_type}
-    if code in (429, 503):
+    if code in (429, 503, 504):
         all_headers.setdefault("Retry-After", str((doc.get("details") or {}).get("retryAfterSeconds", 1)))
     return web.Response(
         status=code, body=json.dumps(doc, separators=(",", ":")).encode(), headers=all_headers

@@ -15,6 +15,7 @@ NewForbidden, NewResourceExpired, ...); kubectl prints them as `Error from serve
 | TooLarge                       | 413  | RequestEntityTooLarge |
 | Invalid, model.ValidationError | 422  | Invalid, with details.causes; 400 BadRequest when the message names no field |
 | TooManyRequests                | 429  | TooManyRequests, with details.retryAfterSeconds (and Retry-After) |
+| RevisionAhead                  | 504  | Timeout, cause ResourceVersionTooLarge ("Too large resource version") |
 | Unavailable                    | 503  | ServiceUnavailable |
 | Unauthenticated                | 401  | Unauthorized       |
 | PermissionDenied               | 403  | Forbidden          |
@@ -224,6 +225,10 @@ def status_for(
         return failure(429, "TooManyRequests", msg, {"retryAfterSeconds": error.retry_after})
     if isinstance(error, errors.Invalid | model.ValidationError):
         return invalid(msg, kind_plural=kind_plural, group=group, name=name)
+    if isinstance(error, errors.RevisionAhead):
+        # NewTooLargeResourceVersionError: a Timeout with the cause client-go looks for.
+        cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+        return failure(504, "Timeout", f"Timeout: {msg}", {"causes": [cause], "retryAfterSeconds": 1})
     if isinstance(error, errors.Unavailable):
         return failure(
             503, "ServiceUnavailable", msg or "the server is currently unable to handle the request"

@@ -9,10 +9,24 @@ caller outside tests.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 Obj = dict[str, Any]
 Command = dict[str, Any]
+
+# What a retry chooses anew (the time, a uid, a generated name's suffix): not part of what was asked.
+_CHOSEN_BY_PROPOSER = ("uid", "now", "rid", "suffix", "fence", "fp")
+
+
+def fingerprinted(cmd: Command) -> Command:
+    """`cmd` with "fp": a digest of what the client asked for. A request id seen again with another
+    fingerprint is a different request under a reused id, and is refused (see state.apply)."""
+    asked = {k: v for k, v in cmd.items() if k not in _CHOSEN_BY_PROPOSER}
+    digest = hashlib.sha256(json.dumps(asked, sort_keys=True, separators=(",", ":")).encode())
+    cmd["fp"] = digest.hexdigest()[:32]
+    return cmd
 
 
 def create(obj: Obj, *, uid: str, now: float, rid: str, suffix: str | None = None) -> Command:
@@ -20,26 +34,28 @@ def create(obj: Obj, *, uid: str, now: float, rid: str, suffix: str | None = Non
     cmd: Command = {"op": "create", "obj": obj, "uid": uid, "now": now, "rid": rid}
     if suffix is not None:
         cmd["suffix"] = suffix
-    return cmd
+    return fingerprinted(cmd)
 
 
 def update(obj: Obj, *, mode: str, uid: str, now: float, rid: str) -> Command:
     """Replace an object: mode "update" needs it to exist, "apply" creates it when missing."""
-    return {"op": "update", "obj": obj, "mode": mode, "uid": uid, "now": now, "rid": rid}
+    return fingerprinted({"op": "update", "obj": obj, "mode": mode, "uid": uid, "now": now, "rid": rid})
 
 
 def patch(kind: str, namespace: str, name: str, body: Obj, *, status: bool, now: float, rid: str) -> Command:
     """JSON-merge-patch an object's spec and metadata, or only its status with `status`."""
-    return {
-        "op": "patch",
-        "kind": kind,
-        "namespace": namespace,
-        "name": name,
-        "patch": body,
-        "status": status,
-        "now": now,
-        "rid": rid,
-    }
+    return fingerprinted(
+        {
+            "op": "patch",
+            "kind": kind,
+            "namespace": namespace,
+            "name": name,
+            "patch": body,
+            "status": status,
+            "now": now,
+            "rid": rid,
+        }
+    )
 
 
 def delete(
@@ -54,17 +70,19 @@ def delete(
     rid: str,
 ) -> Command:
     """Delete an object (a pod on a node is marked for a graceful stop unless `force`)."""
-    return {
-        "op": "delete",
-        "kind": kind,
-        "namespace": namespace,
-        "name": name,
-        "rv": resource_version,
-        "force": force,
-        "grace": grace,
-        "now": now,
-        "rid": rid,
-    }
+    return fingerprinted(
+        {
+            "op": "delete",
+            "kind": kind,
+            "namespace": namespace,
+            "name": name,
+            "rv": resource_version,
+            "force": force,
+            "grace": grace,
+            "now": now,
+            "rid": rid,
+        }
+    )
 
 
 def register_node(node: Obj, *, uid: str, now: float, rid: str) -> Command:

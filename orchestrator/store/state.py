@@ -57,7 +57,8 @@ class State:
     revision: int = 0
     objects: dict[str, dict[str, Obj]] = field(default_factory=dict)  # kind -> key -> object
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
-    requests: OrderedDict = field(default_factory=OrderedDict)  # request id -> Result
+    # request id -> (the request's fingerprint or None, its Result)
+    requests: OrderedDict = field(default_factory=OrderedDict)
     lease: Lease = field(default_factory=Lease)
     heartbeats: dict[str, float] = field(default_factory=dict)  # node name -> last heartbeat time
     pods_by_node: dict[str, dict[str, None]] = field(default_factory=dict)  # node -> pod keys (ordered)
@@ -103,10 +104,16 @@ def apply(state: State, cmd: dict[str, Any]) -> Result:
     if cmd["op"] == "batch":
         return ("batch", [apply(state, c) for c in cmd["cmds"]])
     rid = cmd.get("rid")
+    fp = cmd.get("fp")
     if rid:
         seen = state.requests.get(rid)
         if seen is not None:
-            return seen
+            seen_fp, seen_result = seen
+            if fp is not None and seen_fp is not None and fp != seen_fp:
+                return err(
+                    "INVALID_ARGUMENT", f"request id {rid[:64]!r} was already used by a different request"
+                )
+            return seen_result
     fence = cmd.get("fence")
     if fence is not None and (state.lease.holder, state.lease.term) != tuple(fence):
         result = err("FAILED_PRECONDITION", f"leader lease {fence} is no longer held")
@@ -121,7 +128,7 @@ def apply(state: State, cmd: dict[str, Any]) -> Result:
                 # A malformed command fails alone, the same way on every master (deterministic).
                 result = err("INVALID_ARGUMENT", f"malformed {cmd['op']} command: {e!r}")
     if rid:
-        state.requests[rid] = result
+        state.requests[rid] = (fp, result)
         while len(state.requests) > REQUEST_TABLE_LIMIT:
             state.requests.popitem(last=False)
     return result

@@ -12,11 +12,37 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from orchestrator import errors
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 
 Obj = dict[str, Any]
 BOOKMARK = "BOOKMARK"
+CATCH_UP_WAIT = 3.0  # seconds a replica may take to reach a revision asked for, as Kubernetes' cache waits
+
+
+def parse_revision(text: str, field: str = "resourceVersion") -> int:
+    """A revision as a client writes it: ASCII decimal digits only (" 5", "+5", "5_0", "٣" are refused)."""
+    if not (text.isascii() and text.isdigit()):
+        raise errors.Invalid(f"{field}: {text[:40]!r} is not a valid resource version")
+    return int(text)
+
+
+async def caught_up(store: Store, revision: int, wait: float = CATCH_UP_WAIT) -> None:
+    """Wait (at most `wait` seconds) for this replica to reach `revision`: a watch resumed on another
+    master may name a revision this one has not applied yet. errors.RevisionAhead if it stays behind
+    (a revision from the future, or a replica that lags: the client retries elsewhere)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while revision > store.revision:
+        changed = store.change_event()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise errors.RevisionAhead(f"Too large resource version: {revision}, current: {store.revision}")
+        try:
+            await asyncio.wait_for(changed.wait(), remaining)
+        except TimeoutError:
+            pass
 
 
 async def changes(

@@ -134,6 +134,17 @@ def validation_message(obj: dict[str, Any]) -> str:
             None,
         ),
         (
+            errors.RevisionAhead("Too large resource version: 99, current: 7"),
+            {"kind_plural": "configmaps"},
+            504,
+            "Timeout",
+            "Timeout: Too large resource version: 99, current: 7",
+            {
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            },
+        ),
+        (
             errors.TooManyRequests("too many requests: 32 writes in flight and 64 queued; retry after 2s", 2),
             DEPLOY,
             429,
@@ -229,6 +240,7 @@ def validation_message(obj: dict[str, Any]) -> str:
         "precondition-is-conflict",
         "fenced-is-conflict",
         "unavailable",
+        "revision-ahead",
         "too-many-requests",
         "too-large",
         "unauthenticated",

@@ -104,3 +104,20 @@ async def test_an_agent_registers_only_a_node() -> None:
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sneaky"}}
     with pytest.raises(errors.Invalid, match="registers a Node"):
         await Writer(NoStore()).register_node(deployment)  # type: ignore[arg-type]
+
+
+def test_a_reused_request_id_with_another_body_is_refused() -> None:
+    s = st.State()
+    first = st.apply(s, c.create(cm("a", "1"), uid="u1", now=1.0, rid="r1"))
+    assert first[0] == "ok"
+    # The same request again (a retry: a new uid and time, the same body) is answered as the first.
+    assert st.apply(s, c.create(cm("a", "1"), uid="u2", now=2.0, rid="r1")) == first
+    # The same id for another body is another request: refused, and nothing changes.
+    revision = s.revision
+    _, code, message = st.apply(s, c.create(cm("b", "2"), uid="u3", now=3.0, rid="r1"))
+    assert code == "INVALID_ARGUMENT" and "request id 'r1' was already used by a different request" in message
+    reused = c.delete(
+        "ConfigMap", "default", "a", resource_version="", force=False, grace=None, now=4.0, rid="r1"
+    )
+    assert st.apply(s, reused)[1] == "INVALID_ARGUMENT"
+    assert s.revision == revision and s.get("ConfigMap", "default", "b") is None
