@@ -7,8 +7,9 @@ PROTOS  := $(wildcard protos/skiffpb/*.proto)
 GEN     := skiffpb/resources_pb2.py skiffpb/api_pb2.py
 DURATION ?= 600
 SEED    ?= 1
+SECONDS ?= 600
 
-.PHONY: all install tools protos test unit lint bench demo up down chaos clean
+.PHONY: all install tools protos test unit lint bench demo up down chaos fuzz clean
 
 all: install
 
@@ -73,6 +74,10 @@ demo: install tools
 
 chaos: install tools
 	$(BIN)/python -m chaos --duration $(DURATION) --seed $(SEED)
+
+# Hostile input against real masters for SECONDS (make test runs a short version: tests/integration/test_fuzz.py).
+fuzz: install
+	$(BIN)/python -m tests.fuzz --seconds $(SECONDS) --seed $(SEED) --json fuzz-report.json
 
 clean:
 	rm -rf $(VENV) skiffpb .pytest_cache

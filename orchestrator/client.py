@@ -80,6 +80,27 @@ class _Retry(Exception):
     """An attempt failed for a transient reason: try the next master (the message says why)."""
 
 
+M = TypeVar("M")
+
+
+def _request(message: Callable[..., M], **fields: Any) -> M:
+    """A request message; errors.Invalid when a text field holds what protobuf cannot send (a lone
+    surrogate, as a shell passes undecodable bytes of argv)."""
+    try:
+        return message(**fields)
+    except ValueError:
+        bad = next((k for k, v in fields.items() if isinstance(v, str) and not _encodable(v)), "a field")
+        raise errors.Invalid(f"{bad}: not valid UTF-8 text (a lone surrogate)") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -325,7 +346,8 @@ class ApiClient:
         status: bool = False,
         request_id: str | None = None,
     ) -> Obj:
-        req = api.PatchRequest(
+        req = _request(
+            api.PatchRequest,
             request_id=request_id or new_request_id(),
             kind=kind,
             namespace=namespace,
@@ -344,7 +366,8 @@ class ApiClient:
         resource_version: str = "",
         request_id: str | None = None,
     ) -> Obj:
-        req = api.DeleteRequest(
+        req = _request(
+            api.DeleteRequest,
             request_id=request_id or new_request_id(),
             kind=kind,
             namespace=namespace,
@@ -354,7 +377,7 @@ class ApiClient:
         return json.loads((await self._call("Delete", req)).object)
 
     async def get(self, kind: str, namespace: str, name: str) -> Obj:
-        reply = await self._call("Get", api.GetRequest(kind=kind, namespace=namespace, name=name))
+        reply = await self._call("Get", _request(api.GetRequest, kind=kind, namespace=namespace, name=name))
         return json.loads(reply.object)
 
     async def list(
@@ -363,8 +386,12 @@ class ApiClient:
         """(items, resourceVersion) — watch from that revision to miss nothing."""
         reply = await self._call(
             "List",
-            api.ListRequest(
-                kind=kind, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            _request(
+                api.ListRequest,
+                kind=kind,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
             ),
         )
         return [json.loads(i) for i in reply.items], reply.resource_version
@@ -388,7 +415,8 @@ class ApiClient:
         tail_lines: int = -1,
         previous: bool = False,
     ) -> AsyncIterator[bytes]:
-        req = api.LogsRequest(
+        req = _request(
+            api.LogsRequest,
             namespace=namespace,
             pod=pod,
             container=container,
@@ -426,7 +454,8 @@ class ApiClient:
         delay = 0.05
         while True:
             address = self.current_master
-            req = api.WatchRequest(
+            req = _request(
+                api.WatchRequest,
                 kind=kind,
                 namespace=namespace,
                 label_selector=label_selector,

@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from orchestrator import validation
 from skiffpb import resources_pb2 as pb
 
 Obj = dict[str, Any]
@@ -89,16 +90,23 @@ def resolve_kind(name: str) -> str:
 
 
 DEFAULT_NAMESPACE = "default"
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 def valid_name(name: str) -> bool:
     """A DNS subdomain name, as Kubernetes requires of object names."""
-    return 0 < len(name) <= 253 and bool(_NAME_RE.match(name))
+    try:
+        validation.dns1123_subdomain(name, "name")
+    except validation.FieldError:
+        return False
+    return True
+
+
+_LONG_QUOTE = re.compile(r'"([^"]{64})[^"]+"')
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split("Available Fields")[0].split()).rstrip(".")
+    """A schema error as one line; a quoted name longer than 64 characters (input) is cut short."""
+    return _LONG_QUOTE.sub(r'"\1..."', " ".join(text.split("Available Fields")[0].split()).rstrip("."))
 
 
 def validate(obj: Mapping[str, Any]) -> Obj:
@@ -127,88 +135,16 @@ def validate(obj: Mapping[str, Any]) -> Obj:
     except (TypeError, ValueError) as e:
         raise ValidationError(_one_line(str(e))) from None
     out = json.loads(json.dumps(obj))
+    try:
+        validation.validate_object(out)
+    except validation.FieldError as e:
+        raise ValidationError(str(e)) from None
     meta = out.setdefault("metadata", {})
-    name = meta.get("name", "")
-    if not name and not meta.get("generateName"):
-        raise ValidationError("metadata.name: required value")
-    if name and not valid_name(name):
-        raise ValidationError(
-            f'metadata.name: invalid value "{name}": must be lower case alphanumerics, "-" or "."'
-        )
     if info.namespaced:
         meta["namespace"] = meta.get("namespace") or DEFAULT_NAMESPACE
     else:
         meta.pop("namespace", None)
-    _validate_kind(kind, out)
     return out
-
-
-def _validate_containers(spec: Mapping[str, Any], path: str) -> None:
-    containers = spec.get("containers") or []
-    if not containers:
-        raise ValidationError(f"{path}.containers: required value")
-    seen: set[str] = set()
-    for i, c in enumerate(containers):
-        p = f"{path}.containers[{i}]"
-        if not c.get("name"):
-            raise ValidationError(f"{p}.name: required value")
-        if c["name"] in seen:
-            raise ValidationError(f'{p}.name: duplicate value "{c["name"]}"')
-        seen.add(c["name"])
-        if not c.get("image"):
-            raise ValidationError(f"{p}.image: required value")
-        for j, port in enumerate(c.get("ports") or []):
-            if not 0 < int(port.get("containerPort", 0)) < 65536:
-                raise ValidationError(f"{p}.ports[{j}].containerPort: must be between 1 and 65535")
-        for key in ("limits", "requests"):
-            for res, q in ((c.get("resources") or {}).get(key) or {}).items():
-                try:
-                    (parse_cpu if res == "cpu" else parse_bytes)(q)
-                except ValueError:
-                    raise ValidationError(f"{p}.resources.{key}.{res}: invalid quantity {q!r}") from None
-    policy = spec.get("restartPolicy")
-    if policy and policy not in ("Always", "OnFailure", "Never"):
-        raise ValidationError(
-            f'{path}.restartPolicy: Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"'
-        )
-
-
-def _validate_kind(kind: str, obj: Obj) -> None:
-    spec = obj.get("spec") or {}
-    if kind == "Pod":
-        _validate_containers(spec, "spec")
-    elif kind in ("Deployment", "ReplicaSet"):
-        if spec.get("replicas", 1) < 0:
-            raise ValidationError("spec.replicas: must be greater than or equal to 0")
-        template = spec.get("template") or {}
-        _validate_containers(template.get("spec") or {}, "spec.template.spec")
-        selector = (spec.get("selector") or {}).get("matchLabels")
-        labels = (template.get("metadata") or {}).get("labels") or {}
-        if selector and not selector_matches(selector, labels):
-            raise ValidationError("spec.template.metadata.labels: does not match the selector")
-        if not selector and not labels:
-            raise ValidationError("spec.selector: required value")
-    elif kind == "Service":
-        svc_type = spec.get("type", "ClusterIP")
-        if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
-            raise ValidationError(f'spec.type: Unsupported value: "{svc_type}"')
-        ports = spec.get("ports") or []
-        if not ports:
-            raise ValidationError("spec.ports: required value")
-        for i, p in enumerate(ports):
-            if not 0 < int(p.get("port", 0)) < 65536:
-                raise ValidationError(f"spec.ports[{i}].port: must be between 1 and 65535")
-            node_port = p.get("nodePort")
-            if node_port and not 30000 <= int(node_port) <= 32767:
-                raise ValidationError(
-                    f"spec.ports[{i}].nodePort: Invalid value: {node_port}: provided port is not in the valid range. The range of valid ports is 30000-32767"
-                )
-        affinity = spec.get("sessionAffinity", "None")
-        if affinity not in ("None", "ClientIP"):
-            raise ValidationError(f'spec.sessionAffinity: Unsupported value: "{affinity}"')
-    elif kind == "Ingress":
-        if not spec.get("backend") and not spec.get("defaultBackend") and not spec.get("rules"):
-            raise ValidationError("spec: either `defaultBackend` or `rules` must be specified")
 
 
 # ---------------------------------------------------------------- identity

@@ -19,6 +19,7 @@ import grpc
 
 from orchestrator import errors
 from orchestrator.api.status import ANSWERED, internal, one_line, status_of
+from orchestrator.api.wire import decode
 from orchestrator.auth import Authenticator, Identity, bearer
 from orchestrator.store import commands
 from orchestrator.store.raft import Store
@@ -63,7 +64,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             first = await context.read()
             if first is grpc.aio.EOF or not first.HasField("register"):
                 raise errors.Invalid("the first message on the stream must be register")
-            registered = json.loads(first.register)
+            registered = decode(first.register, "the registered Node")
             _may_register(ident, registered)
             node = await self.writer.register_node(registered)
             name = node["metadata"]["name"]
@@ -225,9 +226,6 @@ def _parse_heartbeat(hb: api.Heartbeat) -> tuple[Obj | None, list[Obj]]:
 
 def _json_object(data: str | bytes, what: str) -> Obj:
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"malformed heartbeat: {what} is not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"malformed heartbeat: {what} must be a JSON object")
-    return value
+        return decode(data.encode() if isinstance(data, str) else data, what)
+    except errors.Invalid as e:
+        raise ValueError(f"malformed heartbeat: {e}") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +19,7 @@ import grpc
 from orchestrator import errors, model
 from orchestrator.api.logs import pod_logs
 from orchestrator.api.status import ANSWERED, guard, guard_stream, internal, status_of
+from orchestrator.api.wire import decode, encode
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator, Identity
 from orchestrator.store.admission import Admission
@@ -41,17 +41,6 @@ STREAM_PAUSE = 0.25  # seconds a Write stream reads nothing after a call read th
 
 
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
-
-
-def decode(data: bytes) -> Obj:
-    obj = json.loads(data)
-    if not isinstance(obj, dict):
-        raise errors.Invalid("object must be a JSON object")
-    return obj
-
-
-def encode(obj: Obj | None) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() if obj is not None else b""
 
 
 def _kind(name: str) -> str:
@@ -112,8 +101,8 @@ class ApiServicer(api_grpc.ApiServicer):
         assert self.audit is not None
         if isinstance(request, api.WriteRequest):
             try:
-                obj = json.loads(request.object)
-            except (ValueError, UnicodeDecodeError):
+                obj = decode(request.object)
+            except errors.SkiffError:
                 obj = {}
             obj = obj if isinstance(obj, dict) else {}
             found = obj.get("metadata")
@@ -263,7 +252,7 @@ class ApiServicer(api_grpc.ApiServicer):
             _kind(request.kind),
             request.namespace,
             request.name,
-            decode(request.patch),
+            decode(request.patch, "the patch"),
             request.status,
             request.request_id,
         )

@@ -60,12 +60,15 @@ async def _for_each_manifest(ctx: Ctx, act: Callable[[Manifest, Obj], Any]) -> i
 
 async def cmd_apply(ctx: Ctx) -> int:
     async def act(m: Manifest, obj: Obj) -> None:
-        kind = obj["kind"]
-        name = obj["metadata"].get("name", "")
-        try:
-            existing: Obj | None = await ctx.client.get(kind, namespace_of(obj), name)
-        except errors.NotFound:
-            existing = None
+        # With --validate=false the object may be any shape: the server answers what is wrong with it.
+        kind, meta = obj.get("kind"), obj.get("metadata")
+        name = meta.get("name", "") if isinstance(meta, dict) else ""
+        existing: Obj | None = None
+        if isinstance(kind, str) and kind in KINDS and isinstance(name, str) and name:
+            try:
+                existing = await ctx.client.get(kind, namespace_of(obj), name)
+            except (errors.NotFound, errors.Invalid):
+                existing = None
         if existing is not None and is_subset(obj, existing):
             verdict = "unchanged"
         else:
@@ -74,7 +77,7 @@ async def cmd_apply(ctx: Ctx) -> int:
             except errors.Invalid as e:
                 raise FileInvalid(m.source, str(e)) from None
             verdict = "created" if existing is None else "configured"
-        ctx.print(f"{printers.singular(kind, obj)}/{name} {verdict}")
+        ctx.print(f"{printers.singular(str(kind), obj)}/{name} {verdict}")
 
     return await _for_each_manifest(ctx, act)
 

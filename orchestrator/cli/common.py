@@ -55,7 +55,8 @@ class Ctx:
         print(text, file=self.out, flush=True)
 
     def warn(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        """One line on stderr (a name from the user is escaped and cut, as in every error line)."""
+        print(_one_line(text), file=self.err, flush=True)
 
 
 def parse_targets(words: list[str]) -> list[tuple[str, list[str]]]:
@@ -157,8 +158,18 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+MAX_ERROR = 500  # characters of an error line (a message quoting a huge input is cut)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """One printable line: whitespace folded, control characters and lone surrogates escaped (a
+    name from the user could hold them), cut at MAX_ERROR."""
+    line = " ".join(str(text).split())
+    if not line.isprintable():
+        line = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
+    if len(line) > MAX_ERROR:
+        line = line[: MAX_ERROR - 3] + "..."
+    return line
 
 
 _NO_FIELD = re.compile(r'no field named "([^"]+)" at "([^"]+)"')

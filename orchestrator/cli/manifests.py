@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
+from orchestrator import decoding
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_MANIFEST = 8 * 1024 * 1024  # bytes per file: several objects, each at most 3 MiB at the server
 
 
 class ManifestError(Exception):
@@ -32,17 +32,27 @@ def _files(path: str) -> list[Path]:
     return [p]
 
 
-def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
-    """The objects in `text` (YAML or JSON, several documents, `kind: List` expanded); empty ones skipped."""
+def parse_documents(text: str | bytes, source: str) -> list[dict[str, Any]]:
+    """The objects in `text` (YAML or JSON, several documents, `kind: List` expanded); empty ones skipped.
+
+    Decoded bytes first (orchestrator.decoding): at most MAX_MANIFEST bytes, UTF-8, bounded depth and
+    YAML alias expansion, no duplicate keys; a JSON document takes the fast JSON decoder."""
+    what = f'"{source}"'
     try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = e.problem or e.context or "invalid YAML"
-        raise ManifestError(f'error parsing "{source}":{where}: {problem}') from None
-    except yaml.YAMLError as e:
-        raise ManifestError(f'error parsing "{source}": {" ".join(str(e).split())}') from None
+        head = text[:64].lstrip()
+        if head[:1] in ("{", b"{"):
+            docs = [decoding.load_json(text, max_bytes=MAX_MANIFEST, what=what)]
+        else:
+            docs = decoding.load_yaml_all(text, max_bytes=MAX_MANIFEST, what=what)
+    except decoding.DecodeError as e:
+        if e.too_large:
+            raise ManifestError(str(e)) from None  # '"f.yaml" is N bytes; the limit is M bytes'
+        detail = str(e).removeprefix(what)
+        for form in (" is not valid YAML: ", " is not valid JSON: ", ": "):
+            if detail.startswith(form):
+                detail = detail[len(form) :]
+                break
+        raise ManifestError(f"error parsing {what}: {detail.strip()}") from None
     out: list[dict[str, Any]] = []
     for i, doc in enumerate(docs):
         if doc is None:
@@ -54,8 +64,7 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
         if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
             out.extend(item for item in doc["items"] if isinstance(item, dict))
         else:
-            # Round-trip through JSON so YAML-only types (dates) become what the server would see.
-            out.append(json.loads(json.dumps(doc, default=str)))
+            out.append(doc)
     return out
 
 
@@ -64,15 +73,15 @@ def load_manifests(paths: list[str], stdin: IO[str] | None = None) -> list[Manif
     out: list[Manifest] = []
     for path in paths:
         if path == "-":
-            text = (stdin or sys.stdin).read()
-            out.extend(Manifest("-", o) for o in parse_documents(text, "STDIN"))
+            data: str | bytes = stdin.read() if stdin is not None else sys.stdin.buffer.read()
+            out.extend(Manifest("-", o) for o in parse_documents(data, "STDIN"))
             continue
         for f in _files(path):
             try:
-                text = f.read_text()
+                data = f.read_bytes()  # bytes: decoding checks the size and the UTF-8 itself
             except OSError as e:
                 raise ManifestError(f'error reading "{f}": {e.strerror or e}') from None
-            out.extend(Manifest(str(f), o) for o in parse_documents(text, str(f)))
+            out.extend(Manifest(str(f), o) for o in parse_documents(data, str(f)))
     if not out:
         raise ManifestError(f"no objects passed to apply (read {', '.join(paths)})")
     return out

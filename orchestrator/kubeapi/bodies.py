@@ -10,9 +10,7 @@ import json
 import re
 from typing import Any
 
-import yaml
-
-from orchestrator import model
+from orchestrator import decoding, model
 from orchestrator.kubeapi import protobuf
 
 Obj = dict[str, Any]
@@ -31,18 +29,23 @@ class UnsupportedBody(BodyError):
     """A body in a media type this server does not decode."""
 
 
+class BodyTooLarge(BodyError):
+    """A body over the size limit (the server answers 413)."""
+
+
+WHAT = "the body of the request"
+
+
 def decode(media_type: str, body: bytes) -> Any:
-    """The value a request body holds, by its (bare, lower-case) media type; "" means JSON."""
-    if media_type in ("", JSON, "application/merge-patch+json", "application/json-patch+json"):
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BodyError(f"the body of the request is not valid JSON: {e}") from None
-    if media_type in (YAML, "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
-        try:
-            return yaml.safe_load(body)
-        except (UnicodeDecodeError, yaml.YAMLError) as e:
-            raise BodyError(f"the body of the request is not valid YAML: {_one_line(str(e))}") from None
+    """The value a request body holds, by its (bare, lower-case) media type; "" means JSON. JSON and
+    YAML are decoded bytes first (orchestrator.decoding: UTF-8, size, depth, aliases, duplicate keys)."""
+    try:
+        if media_type in ("", JSON, "application/merge-patch+json", "application/json-patch+json"):
+            return decoding.load_json(body, what=WHAT)
+        if media_type in (YAML, "application/apply-patch+yaml", "application/x-yaml", "text/yaml"):
+            return decoding.load_yaml(body, what=WHAT)
+    except decoding.DecodeError as e:
+        raise (BodyTooLarge if e.too_large else BodyError)(str(e)) from None
     if protobuf.is_protobuf(media_type):
         try:
             return protobuf.decode(body)
@@ -57,10 +60,6 @@ def decode_object(media_type: str, body: bytes) -> Obj:
     if not isinstance(value, dict):
         raise BodyError(f"the body of the request must be an object, not {type(value).__name__}")
     return value
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 _NO_FIELD = re.compile(r'has no field named "([^"]+)" at "([^"]*)"')

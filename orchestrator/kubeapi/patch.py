@@ -47,13 +47,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
+from orchestrator import decoding
 from orchestrator.store.state import merge_patch
 
 Obj = dict[str, Any]
@@ -617,55 +615,18 @@ def _short(value: Any) -> str:
 # Parsing request bodies.
 
 
-class _JsonishLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without YAML 1.1 timestamps: `2026-01-01T00:00:00Z` stays a string,
-    as it is in JSON and in Kubernetes' YAML decoding."""
-
-
-_JsonishLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _parse(body: bytes | str | Obj | list[Any], *, yaml_allowed: bool) -> Any:
-    """The patch document in `body`: JSON, or (for an apply patch) JSON or YAML; a parsed value
-    passes through."""
+    """The patch document in `body`: JSON, or (for an apply patch) JSON or YAML, decoded bytes first
+    (orchestrator.decoding: UTF-8, size, depth, duplicate keys, YAML aliases); a parsed value passes
+    through."""
     if isinstance(body, dict | list):
         return body
-    if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise PatchError(f"the patch body is not UTF-8 (byte {e.start})") from None
     try:
-        return json.loads(body, parse_constant=_not_json)
-    except json.JSONDecodeError as e:
-        if not yaml_allowed:
-            raise PatchError(f"the patch body is not valid JSON: {e}") from None
+        return decoding.load_json(body, what="the patch body")
+    except decoding.DecodeError as e:
+        if not yaml_allowed or e.too_large or "not valid JSON" not in str(e):
+            raise PatchError(str(e)) from None
     try:
-        document = yaml.load(body, Loader=_JsonishLoader)  # a SafeLoader: plain data only
-    except yaml.YAMLError as e:
-        raise PatchError(f"the patch body is neither JSON nor YAML: {' '.join(str(e).split())}") from None
-    _check_json_shaped(document, ())
-    return document
-
-
-def _not_json(name: str) -> Any:
-    raise PatchError(f"the patch body is not valid JSON: {name} is not a JSON number")
-
-
-def _check_json_shaped(value: Any, path: Path) -> None:
-    """Raise unless a YAML document is plain JSON: string keys, finite numbers, no other types."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise PatchError(f"{_where(path)}: the key {key!r} is not a string")
-            _check_json_shaped(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_json_shaped(item, (*path, f"[{i}]"))
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise PatchError(f"{_where(path)}: {value} is not a JSON number")
-    elif value is not None and not isinstance(value, str | int | float):
-        raise PatchError(f"{_where(path)}: {type(value).__name__} is not a JSON value")
+        return decoding.load_yaml(body, what="the patch body")
+    except decoding.DecodeError as e:
+        raise PatchError(f"the patch body is neither JSON nor YAML: {e}") from None

@@ -113,6 +113,8 @@ class KubeApi:
             return _status(status.unsupported_media_type(patch.PATCH_TYPES))
         except bodies.UnsupportedBody:
             return _status(status.unsupported_media_type(bodies.DECODED))
+        except bodies.BodyTooLarge as e:
+            return _status(status.too_large(str(e)))
         except bodies.BodyError as e:
             return _status(status.bad_request(str(e)))
         except (errors.SkiffError, json.JSONDecodeError) as e:
@@ -183,6 +185,8 @@ class KubeApi:
             return _status(status.unsupported_media_type(patch.PATCH_TYPES))
         if isinstance(e, bodies.UnsupportedBody):
             return _status(status.unsupported_media_type(bodies.DECODED))
+        if isinstance(e, bodies.BodyTooLarge):
+            return _status(status.too_large(str(e)))
         return _status(status.bad_request(str(e)))
 
     def _who(self, request: web.Request) -> Identity:

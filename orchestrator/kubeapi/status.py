@@ -79,7 +79,9 @@ def _qualified(kind_plural: str | None, group: str | None) -> str | None:
 # ---------------------------------------------------------------- field causes of Invalid
 
 # "spec.containers[0].name: duplicate value" -> field, rest. A field path has no spaces.
-_FIELD_FIRST = re.compile(r"^([A-Za-z$][\w$-]*(?:\[\d+\])*(?:\.[A-Za-z$][\w$-]*(?:\[\d+\])*)*): (.+)$", re.S)
+_FIELD_FIRST = re.compile(
+    r"^([A-Za-z$][\w$-]*(?:\[[^\]\s]+\])*(?:\.[A-Za-z$][\w$-]*(?:\[[^\]\s]+\])*)*): (.+)$", re.S
+)
 # protobuf's ParseDict: "Failed to parse spec field: Failed to parse replicas field: <detail>".
 _PARSE_PREFIX = re.compile(r"^Failed to parse (\w+) field: ")
 _UNKNOWN_FIELD = re.compile(r'^Message type "[\w.]+" has no field named "(\w+)"')
@@ -116,7 +118,8 @@ def cause_of(message: str) -> Doc | None:
     """A StatusCause {reason, message, field} from one of our validation messages, or None when the
     message names no field.
 
-    Two forms: model.validate's own ("spec.replicas: must be greater than or equal to 0"), and
+    Two forms: orchestrator.validation's, Kubernetes' own field.Error form ("spec.replicas: Invalid
+    value: -1: must be greater than or equal to 0"; the cause's message is what follows the field), and
     protobuf ParseDict's, whose field comes from its chain of "Failed to parse X field:" prefixes
     and its " at Kind.path" suffix. A ParseDict type error is FieldValueTypeInvalid; an unknown field
     is FieldValueInvalid with message 'unknown field "<name>"'.

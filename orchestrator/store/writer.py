@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from orchestrator import errors, model
+from orchestrator import errors, model, validation
 from orchestrator.store import commands
 from orchestrator.store.admission import Admission
 from orchestrator.store.raft import Store
@@ -117,7 +117,9 @@ class Writer:
         current = self.store.get(kind, namespace, name)
         if current is None:
             raise errors.NotFound(f'{kind.lower()}s "{name}" not found')
-        if not status:
+        if status:  # the object as the status patch leaves it (the store merges it the same way)
+            check({**current, "status": merge_patch(current.get("status") or {}, patch.get("status", patch))})
+        else:
             check(merge_patch(current, patch))
         return await self._propose_patch(kind, namespace, name, patch, status, rid)
 
@@ -175,7 +177,18 @@ class Writer:
         )
 
     async def heartbeat(self, node: str, node_status: Obj | None, pods: list[Obj], rid: str) -> None:
-        """An agent's heartbeat: `pods` are `commands.pod_update` reports of pods bound to `node`."""
+        """An agent's heartbeat: `pods` are `commands.pod_update` reports of pods bound to `node`.
+        The node status and each pod status pass the same validation as any write (errors.Invalid)."""
+        try:
+            if node_status is not None:
+                current = self.store.get("Node", "", node) or {"metadata": {"name": node}}
+                status = {**(current.get("status") or {}), **node_status}
+                validation.validate_object({**current, "apiVersion": "v1", "kind": "Node", "status": status})
+            for p in pods:
+                if p.get("status") is not None:
+                    validation.pod_status(p["status"], f"pod {p.get('namespace')}/{p.get('name')} status")
+        except validation.FieldError as e:
+            raise errors.Invalid(str(e)) from None
         await self._propose(
             commands.heartbeat(node, node_status=node_status, pods=pods, now=time.time(), rid=rid)
         )

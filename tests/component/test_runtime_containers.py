@@ -404,6 +404,6 @@ async def test_cleanup_stops_everything(harness: Harness) -> None:
     await harness.detach()
     await harness.until((harness.state_dir / "pods/uid-s/c/run.json").exists)
     run = json.loads((harness.state_dir / "pods/uid-s/c/run.json").read_text())
-    assert await asyncio.to_thread(stop_state_dir, harness.state_dir, 2.0) == 1
+    assert await asyncio.to_thread(stop_state_dir, harness.state_dir, 10.0) == 1
     exit_ = json.loads((harness.state_dir / "pods/uid-s/c/exit.json").read_text())
     assert exit_["instance"] == run["instance"] and exit_["signal"] == signal.SIGTERM

@@ -16,8 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("orchestrator", "agents", "lb", "chaos", "bench")
 
-ERRORS, MODEL = "orchestrator.errors", "orchestrator.model"
-PURE = (ERRORS, MODEL, "orchestrator.workloads", "orchestrator.tables")
+ERRORS, MODEL, VALIDATION = "orchestrator.errors", "orchestrator.model", "orchestrator.validation"
+DECODING = "orchestrator.decoding"
+PURE = (ERRORS, MODEL, VALIDATION, DECODING, "orchestrator.workloads", "orchestrator.tables")
 TRANSPORT = "orchestrator.transport"
 CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs", "orchestrator.auth", TRANSPORT)
 
@@ -25,7 +26,9 @@ CLIENT_SIDE = (*PURE, "orchestrator.client", "orchestrator.procs", "orchestrator
 RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator": None,  # the package itself and its wiring (__main__, master, demo)
     ERRORS: (),
-    MODEL: (ERRORS,),
+    VALIDATION: (),
+    DECODING: (),
+    MODEL: (ERRORS, VALIDATION),
     "orchestrator.workloads": (ERRORS, MODEL),
     "orchestrator.tables": (ERRORS, MODEL, "orchestrator.workloads"),
     "orchestrator.scheduling": (ERRORS, MODEL),
@@ -34,7 +37,7 @@ RULES: dict[str, tuple[str, ...] | None] = {
     "orchestrator.procs": (),
     TRANSPORT: (),
     "orchestrator.client": (ERRORS, MODEL, "orchestrator.auth", TRANSPORT),
-    "orchestrator.store": (ERRORS, MODEL, "orchestrator.store"),
+    "orchestrator.store": (ERRORS, MODEL, VALIDATION, "orchestrator.store"),
     "orchestrator.controllers": (*PURE, "orchestrator.scheduling", "orchestrator.controllers"),
     "orchestrator.leader": (ERRORS, MODEL, "orchestrator.store"),
     "orchestrator.api": (

@@ -807,11 +807,15 @@ def test_server_side_apply_of_an_absent_object_is_the_object() -> None:
 APPLY_ERRORS: list[tuple[str, bytes, str]] = [
     ("yaml-not-an-object", b"- a\n- b\n", "an apply patch must be an object, not a list"),
     ("invalid-yaml", b"a: [1\n", "the patch body is neither JSON nor YAML: "),
-    ("non-string-key", b"1: a\n", "(root): the key 1 is not a string"),
-    ("yaml-1.1-boolean-key", b"data:\n  on: x\n", "data: the key True is not a string"),
-    ("yaml-infinity", b"a: .inf\n", "a: inf is not a JSON number"),
-    ("yaml-binary", b"a: !!binary aGk=\n", "a: bytes is not a JSON value"),
+    ("list-key", b"? [a]\n: b\n", "the patch body is neither JSON nor YAML: "),
+    ("yaml-infinity", b"a: .inf\n", '".inf" is not a finite number, which JSON requires'),
+    ("yaml-binary", b"a: !!binary aGk=\n", 'the YAML tag "!!binary" is not supported'),
+    ("duplicate-key", b"a: 1\na: 2\n", 'line 2: key "a" already set in map'),
 ]
+
+
+def test_scalar_yaml_keys_become_strings_as_kubernetes_converts_them() -> None:
+    assert p.apply(p.APPLY_PATCH, {}, b"1: a\ndata:\n  on: x\n") == {"1": "a", "data": {"true": "x"}}
 
 
 @pytest.mark.parametrize(("body", "message"), [c[1:] for c in APPLY_ERRORS], ids=[c[0] for c in APPLY_ERRORS])
@@ -868,8 +872,8 @@ def test_body_may_be_raw_or_parsed(body: bytes | str | Obj) -> None:
 PARSE_ERRORS: list[tuple[str, str, bytes, str]] = [
     ("invalid-json", SMP, b"{spec: 1}", "the patch body is not valid JSON: "),
     ("yaml-is-not-json", p.MERGE_PATCH, b"spec: 1\n", "the patch body is not valid JSON: "),
-    ("nan", p.JSON_PATCH, b'[{"op": "add", "path": "/a", "value": NaN}]', "NaN is not a JSON number"),
-    ("not-utf8", SMP, b'{"a": "\xff"}', "the patch body is not UTF-8 (byte 7)"),
+    ("nan", p.JSON_PATCH, b'[{"op": "add", "path": "/a", "value": NaN}]', "NaN is not valid JSON"),
+    ("not-utf8", SMP, b'{"a": "\xff"}', "the patch body is not valid UTF-8: invalid byte 0xff at offset 7"),
     ("empty-body", SMP, b"", "the patch body is not valid JSON: "),
 ]
 

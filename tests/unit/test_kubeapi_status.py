@@ -282,12 +282,16 @@ def test_status_for(
             {
                 "reason": "FieldValueInvalid",
                 "field": "spec.replicas",
-                "message": "must be greater than or equal to 0",
+                "message": "Invalid value: -1: must be greater than or equal to 0",
             },
         ),
         (
             validation_message({**_pod(), "metadata": {}}),
-            {"reason": "FieldValueRequired", "field": "metadata.name", "message": "required value"},
+            {
+                "reason": "FieldValueRequired",
+                "field": "metadata.name",
+                "message": "Required value: name or generateName is required",
+            },
         ),
         (
             validation_message(
@@ -306,7 +310,7 @@ def test_status_for(
             {
                 "reason": "FieldValueDuplicate",
                 "field": "spec.containers[1].name",
-                "message": 'duplicate value "c"',
+                "message": 'Duplicate value: "c"',
             },
         ),
         (
@@ -314,15 +318,16 @@ def test_status_for(
             {
                 "reason": "FieldValueInvalid",
                 "field": "spec.containers[0].ports[0].containerPort",
-                "message": "must be between 1 and 65535",
+                "message": "Invalid value: 70000: must be between 1 and 65535, inclusive",
             },
         ),
         (
             validation_message(_pod(resources={"limits": {"cpu": "zz"}})),
             {
                 "reason": "FieldValueInvalid",
-                "field": "spec.containers[0].resources.limits.cpu",
-                "message": "invalid quantity 'zz'",
+                "field": "spec.containers[0].resources.limits[cpu]",
+                "message": 'Invalid value: "zz": quantities must match the regular expression '
+                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
             },
         ),
         (
@@ -387,9 +392,9 @@ def test_status_for(
                 }
             ),
             {
-                "reason": "FieldValueInvalid",
+                "reason": "FieldValueRequired",
                 "field": "spec",
-                "message": "either `defaultBackend` or `rules` must be specified",
+                "message": "Required value: either `defaultBackend` or `rules` must be specified",
             },
         ),
         (
@@ -436,7 +441,7 @@ def test_invalid_in_kubernetes_form() -> None:
     assert (code, body["reason"]) == (422, "Invalid")
     assert (
         body["message"]
-        == 'Deployment.apps "demo" is invalid: spec.replicas: must be greater than or equal to 0'
+        == 'Deployment.apps "demo" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0'
     )
     assert body["details"] == {
         "name": "demo",
@@ -445,7 +450,7 @@ def test_invalid_in_kubernetes_form() -> None:
         "causes": [
             {
                 "reason": "FieldValueInvalid",
-                "message": "must be greater than or equal to 0",
+                "message": "Invalid value: -1: must be greater than or equal to 0",
                 "field": "spec.replicas",
             }
         ],

@@ -1,0 +1,1 @@
+"""Hostile-input fuzzing against real masters (`python -m tests.fuzz --seconds 600`, `make fuzz`)."""
