@@ -11,7 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -36,19 +38,19 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-async def client_load(
-    masters: list[str], token: str, tls: ClientTLS, clients: int, seconds: float, tag: str
-) -> dict:
-    """`clients` concurrent writers, each with its own channel, spread over the masters."""
+def spread(masters: list[str], token: str, tls: ClientTLS, clients: int) -> list[Any]:
+    """`clients` ApiClients, each with its own channel, their first masters spread over `masters`."""
     from orchestrator.client import ApiClient
 
-    conns = [
+    return [
         ApiClient(masters[i % len(masters) :] + masters[: i % len(masters)], token, tls=tls)
         for i in range(clients)
     ]
-    # Warm up: every client connects and opens its write stream before the clock starts, so the
-    # figure is the steady state, not 64 connection setups.
-    await asyncio.gather(*(c.create(cm(f"{tag}-{i}-warm")) for i, c in enumerate(conns)))
+
+
+async def timed_load(conns: list[Any], seconds: float, op: Callable[[Any, int, int], Awaitable[Any]]) -> dict:
+    """Every client runs `op(client, i, n)` back to back for `seconds`; the clients are closed after.
+    Returns the calls answered ("writes", whatever they were), errors, the seconds taken, latencies."""
     lat: list[float] = []
     end = time.perf_counter() + seconds
     errors = 0
@@ -59,18 +61,60 @@ async def client_load(
         while time.perf_counter() < end:
             t = time.perf_counter()
             try:
-                await conns[i].create(cm(f"{tag}-{i}-{n}"))
+                await op(conns[i], i, n)
                 lat.append(time.perf_counter() - t)
             except Exception:
                 errors += 1
             n += 1
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(run(i) for i in range(clients)))
+    await asyncio.gather(*(run(i) for i in range(len(conns))))
     elapsed = time.perf_counter() - t0
     for c in conns:
         await c.close()
     return {"writes": len(lat), "errors": errors, "seconds": elapsed, "latencies": lat}
+
+
+async def client_load(
+    masters: list[str], token: str, tls: ClientTLS, clients: int, seconds: float, tag: str
+) -> dict:
+    """`clients` concurrent writers, each with its own channel, spread over the masters."""
+    conns = spread(masters, token, tls, clients)
+    # Warm up: every client connects and opens its write stream before the clock starts, so the
+    # figure is the steady state, not 64 connection setups.
+    await asyncio.gather(*(c.create(cm(f"{tag}-{i}-warm")) for i, c in enumerate(conns)))
+    return await timed_load(conns, seconds, lambda c, i, n: c.create(cm(f"{tag}-{i}-{n}")))
+
+
+async def read_load(
+    masters: list[str], token: str, tls: ClientTLS, clients: int, seconds: float, rv: str
+) -> dict:
+    """`clients` concurrent readers (Get of one of 50 objects), linearizable (rv "") or local (rv "0")."""
+    conns = spread(masters, token, tls, clients)
+    await asyncio.gather(*(c.get("ConfigMap", "default", "read-0") for c in conns))  # connect first
+    return await timed_load(
+        conns,
+        seconds,
+        lambda c, i, n: c.get("ConfigMap", "default", f"read-{(i + n) % 50}", resource_version=rv),
+    )
+
+
+async def sequential_reads(masters: list[str], token: str, tls: ClientTLS, n: int, rv: str) -> list[float]:
+    """One client's Get latencies, through a follower's view as often as the leader's (all masters)."""
+    from orchestrator.client import ApiClient
+
+    lat = []
+    clients = [ApiClient([m], token, tls=tls) for m in masters]
+    for i in range(50):
+        await clients[0].apply(cm(f"read-{i}"))
+    for i in range(n):
+        c = clients[i % len(clients)]
+        t = time.perf_counter()
+        await c.get("ConfigMap", "default", f"read-{i % 50}", resource_version=rv)
+        lat.append(time.perf_counter() - t)
+    for c in clients:
+        await c.close()
+    return lat
 
 
 async def sequential(masters: list[str], token: str, tls: ClientTLS, n: int) -> list[float]:
@@ -123,6 +167,39 @@ def client_processes(argv: list[str], tags: list[str], tmp: Path, seconds: float
     return [json.loads((tmp / f"{t}.json").read_text()) for t in tags]
 
 
+def reads(tmp: Path, subnet: str, seconds: float) -> dict:
+    """Get latency (1 client) and reads/s (64 clients in 2 processes), linearizable beside local
+    (resourceVersion=0), against 3 fresh masters as skiff up runs them (TLS), in the same run."""
+    ms = MasterSet(tmp, subnet, extra=("--no-controllers",))
+    ms.start_all()
+    try:
+
+        async def prepare() -> None:
+            c = ms.client()
+            await ms.wait_leader(c)
+            await c.close()
+
+        arun(prepare())
+        out: dict = {}
+        for mode, rv in (("linearizable", ""), ("local", "0")):
+            lat = arun(sequential_reads(ms.api, "admin-token", ms.tls, 2000, rv))
+            argv = ["bench.api", "--client", ",".join(ms.api), "--clients", "32", "--seconds", str(seconds),
+                    "--ca-file", str(ms.pki["ca.crt"]), "--reads", mode]  # fmt: skip
+            results = client_processes(argv, [f"r{mode}0", f"r{mode}1"], tmp, seconds)
+            out[f"get_{mode}_p50_ms"] = pct(lat, 0.5)
+            out[f"get_{mode}_p99_ms"] = pct(lat, 0.99)
+            out[f"reads_{mode}_64_clients_per_s"] = sum(r["writes"] for r in results) / max(
+                r["seconds"] for r in results
+            )
+            out[f"reads_{mode}_64_clients_errors"] = sum(r["errors"] for r in results)
+        out["reads_linearizable_over_local_ratio"] = (
+            out["reads_linearizable_64_clients_per_s"] / out["reads_local_64_clients_per_s"]
+        )
+        return out
+    finally:
+        ms.close()
+
+
 def load(
     tmp: Path, subnet: str, seconds: float, extra: tuple[str, ...] = (), *, plaintext: bool = False
 ) -> tuple[list[float], list[dict]]:
@@ -160,6 +237,8 @@ def run(seconds: float = 10.0) -> dict:
         )
         (tmp / "plain").mkdir()
         lat, results = load(tmp / "plain", "127.0.41", seconds, plaintext=True)
+        (tmp / "reads").mkdir()
+        read_figures = reads(tmp / "reads", "127.0.44", seconds)
         raw = raw_pysyncobj(tmp)
     all_lat = [x for r in results for x in r["latencies"]]
     writes = sum(r["writes"] for r in results)
@@ -178,6 +257,7 @@ def run(seconds: float = 10.0) -> dict:
         "raw_pysyncobj_sequential_p50_ms": raw["p50_ms"],
         "raw_pysyncobj_sequential_p99_ms": raw["p99_ms"],
         "raw_pysyncobj_pipelined_writes_per_s": raw["pipelined_writes_per_s"],
+        **read_figures,
     }
 
 
@@ -190,12 +270,18 @@ def main() -> None:
     p.add_argument("--out", default="")
     p.add_argument("--ca-file", default="")
     p.add_argument("--insecure", action="store_true")
+    p.add_argument(
+        "--reads", choices=("linearizable", "local"), default="", help="read load instead of writes"
+    )
     args = p.parse_args()
     if args.client:
         tls = transport.client_tls(args)
-        r = arun(
-            client_load(args.client.split(","), "admin-token", tls, args.clients, args.seconds, args.tag)
-        )
+        masters = args.client.split(",")
+        if args.reads:
+            rv = "" if args.reads == "linearizable" else "0"
+            r = arun(read_load(masters, "admin-token", tls, args.clients, args.seconds, rv))
+        else:
+            r = arun(client_load(masters, "admin-token", tls, args.clients, args.seconds, args.tag))
         Path(args.out).write_text(json.dumps(r))
         return
     r = run(args.seconds)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -87,7 +88,10 @@ class Cluster:
 
     def client(self) -> ApiClient:
         c = self.conf
-        return ApiClient(c["masters"], c["token"], tls=ClientTLS.from_file(c["caFile"]), timeout=15.0)
+        return ApiClient(c["masters"], c["token"], tls=self.tls(), timeout=15.0)
+
+    def tls(self) -> ClientTLS:
+        return ClientTLS.from_file(self.conf["caFile"])
 
     # ------------------------------------------------------------ containers
 
@@ -151,6 +155,8 @@ class Run:
         self.cluster = cluster
         self.args = args
         self.writes: list[checks.WriteRecord] = []
+        self.register_writes: list[checks.RegisterWrite] = []
+        self.reads: list[checks.ReadRecord] = []
         self.http_ok = 0
         self.http_failed = 0
         self.http_errors: dict[str, int] = {}
@@ -207,6 +213,49 @@ class Run:
             self.writes.append(checks.WriteRecord(name, value, t, time.time(), outcome))
             n += 1
             await asyncio.sleep(0.02)
+
+    async def register_load(self, client: ApiClient, key: str) -> None:
+        """One key's only writer: values 1, 2, 3, ..., each written once it knows how the last went."""
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": key}, "data": {"n": str(n)}}
+            t = time.time()
+            try:
+                await client.apply(obj)
+                outcome = "ok"
+            except errors.Unavailable:
+                outcome = "unknown"
+            except errors.SkiffError:
+                outcome = "failed"
+            self.register_writes.append(checks.RegisterWrite(key, n, t, time.time(), outcome))
+            await asyncio.sleep(0.05)
+
+    async def read_load(self, keys: list[str], seed: int) -> None:
+        """Reads of the registers through one random master at a time (no failover: each read is that
+        master's answer), recording when each began and ended and what it returned. With
+        --sabotage stale-read, a key's first value read is recorded for every later read of it."""
+        rng = random.Random(seed)
+        masters = self.cluster.conf["masters"]
+        clients = {m: ApiClient([m], self.cluster.conf["token"], tls=self.cluster.tls(), timeout=2.0,
+                                call_timeout=2.0) for m in masters}  # fmt: skip
+        first: dict[str, int] = {}
+        try:
+            while not self.stop.is_set():
+                key, master = rng.choice(keys), rng.choice(masters)
+                t = time.time()
+                try:
+                    obj = await clients[master].get("ConfigMap", "default", key)
+                    value: int | None = int(obj["data"]["n"])
+                except errors.SkiffError:
+                    value = None
+                if value is not None and self.args.sabotage == "stale-read":
+                    value = first.setdefault(key, value)
+                self.reads.append(checks.ReadRecord(key, t, time.time(), value, master))
+                await asyncio.sleep(0.02)
+        finally:
+            for c in clients.values():
+                await c.close()
 
     # ------------------------------------------------------------ faults
 
@@ -341,11 +390,16 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         flush=True,
     )
     writers = [cluster.client() for _ in range(2)]
+    registers = [f"register-{i}" for i in range(3)]
+    register_writers = [cluster.client() for _ in registers]
     start = time.monotonic()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(r.http_load(address, port))
         for i, w in enumerate(writers):
             tg.create_task(r.write_load(w, i))
+        for key, w in zip(registers, register_writers, strict=True):
+            tg.create_task(r.register_load(w, key))
+        tg.create_task(r.read_load(registers, args.seed))
         injector = tg.create_task(r.inject(faults, start))
         monitor = tg.create_task(r.first_converged(client, injector))
         await asyncio.sleep(args.duration)
@@ -376,6 +430,7 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     }
     lost = checks.lost_writes(r.writes, stored)
     dup = checks.duplicated_writes(r.writes, stored)
+    stale = checks.stale_reads(r.register_writes, r.reads)
     total_http = r.http_ok + r.http_failed
     http_rate = r.http_failed / total_http if total_http else 1.0
     report = {
@@ -394,6 +449,10 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "acknowledged_writes_lost": len(lost),
         "lost_examples": lost[:5],
         "writes_duplicated": len(dup),
+        "reads": len(r.reads),
+        "reads_failed": sum(x.value is None for x in r.reads),
+        "reads_stale": len(stale),
+        "stale_examples": stale[:5],
         "http_requests": total_http,
         "http_failed": r.http_failed,
         "http_failure_rate": round(http_rate, 5),
@@ -402,13 +461,14 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     report["checks"] = {
         "no acknowledged write lost": len(lost) == 0,
         "no write applied twice": len(dup) == 0,
+        "no read returned a value older than an acknowledged write": len(stale) == 0,
         "pods per deployment == replicas, no pod running twice": not problems,
         f"converged within {args.converge_limit:g} s of the last fault": convergence is not None
         and convergence <= args.converge_limit,
         "HTTP failure rate < 1%": http_rate < 0.01,
     }
     report["passed"] = all(report["checks"].values())
-    for w in writers:
+    for w in [*writers, *register_writers]:
         await w.close()
     await client.close()
     return report
@@ -428,6 +488,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("API writes (ok/unknown/failed)", f"{report['writes']} ({report['writes_ok']}/{report['writes_unknown']}/{report['writes_failed']})"),
         ("acknowledged writes lost", report["acknowledged_writes_lost"]),
         ("writes applied twice", report["writes_duplicated"]),
+        ("reads (failed / stale)", f"{report['reads']} ({report['reads_failed']} / {report['reads_stale']})"),
         ("HTTP requests / failed", f"{report['http_requests']} / {report['http_failed']} ({report['http_failure_rate'] * 100:.2f}%)"),
     ]  # fmt: skip
     print()
@@ -456,7 +517,7 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="leave the cluster running at the end")
     p.add_argument(
         "--sabotage",
-        choices=["delete-acked-write"],
+        choices=["delete-acked-write", "stale-read"],
         help="break the cluster on purpose before the checks, to show that they fail",
     )
     args = p.parse_args()

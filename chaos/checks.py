@@ -76,3 +76,45 @@ def double_running(running: list[tuple[str, str]], pods: list[Obj]) -> list[str]
                 f"pod {uid} runs on {next(iter(workers))}, bound to {known[uid]['spec'].get('nodeName')}"
             )
     return problems
+
+
+@dataclass
+class ReadRecord:
+    """One read of a register (a key whose one writer writes 1, 2, 3, ...): what came back, when."""
+
+    key: str
+    invoked: float
+    completed: float
+    value: int | None  # None: the read failed (UNAVAILABLE is allowed; it is not a stale answer)
+    master: str
+
+
+@dataclass
+class RegisterWrite:
+    key: str
+    value: int
+    invoked: float
+    completed: float
+    outcome: str  # ok, failed, unknown
+
+
+def stale_reads(writes: list[RegisterWrite], reads: list[ReadRecord]) -> list[str]:
+    """Reads that returned a value older than one whose write was acknowledged before the read began
+    (the register model: each key has one sequential writer, so its values only grow; a write whose
+    outcome is unknown may or may not be visible, and counts as neither)."""
+    acked: dict[str, list[tuple[float, int]]] = {}
+    for w in writes:
+        if w.outcome == "ok":
+            acked.setdefault(w.key, []).append((w.completed, w.value))
+    for entries in acked.values():
+        entries.sort()
+    stale = []
+    for r in reads:
+        if r.value is None:
+            continue
+        floor = max((v for done, v in acked.get(r.key, []) if done < r.invoked), default=0)
+        if r.value < floor:
+            stale.append(
+                f"{r.key} read {r.value} from {r.master}, though {floor} was acknowledged before the read began"
+            )
+    return stale

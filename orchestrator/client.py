@@ -376,14 +376,25 @@ class ApiClient:
         )
         return json.loads((await self._call("Delete", req)).object)
 
-    async def get(self, kind: str, namespace: str, name: str) -> Obj:
-        reply = await self._call("Get", _request(api.GetRequest, kind=kind, namespace=namespace, name=name))
+    async def get(self, kind: str, namespace: str, name: str, *, resource_version: str = "") -> Obj:
+        """One object, read linearizably; `resource_version="0"`: the master's replica at once (may be stale)."""
+        request = _request(
+            api.GetRequest, kind=kind, namespace=namespace, name=name, resource_version=resource_version
+        )
+        reply = await self._call("Get", request)
         return json.loads(reply.object)
 
     async def list(
-        self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        *,
+        resource_version: str = "",
     ) -> tuple[list[Obj], str]:
-        """(items, resourceVersion) — watch from that revision to miss nothing."""
+        """(items, resourceVersion) — watch from that revision to miss nothing. Linearizable unless
+        `resource_version="0"` (the master's replica at once, possibly stale)."""
         reply = await self._call(
             "List",
             _request(
@@ -392,6 +403,7 @@ class ApiClient:
                 namespace=namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
+                resource_version=resource_version,
             ),
         )
         return [json.loads(i) for i in reply.items], reply.resource_version

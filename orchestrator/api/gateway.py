@@ -89,6 +89,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_assignments(name, dirty, out))
                 tg.create_task(self._write(context, out))
+                tg.create_task(self._end_when_leaderless())
                 await self._read(context, name, stream_id, out, ident, token)
                 raise _StreamEnded
         except* _StreamEnded:
@@ -106,6 +107,14 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             if self._dirty.get(name) is dirty:
                 del self._dirty[name]
             log.info("agent disconnected node=%s", name)
+
+    async def _end_when_leaderless(self) -> None:
+        """End the stream once this master has known no Raft leader for a while (Store.cut_off): its heartbeats cannot commit here, and the agent moves to another master well
+        within the node grace instead of going NotReady behind a cut-off master."""
+        await self.store.cut_off().wait()
+        raise errors.Unavailable(
+            f"this master has known no Raft leader for {self.store.leaderless_for():.1f}s"
+        )
 
     async def _read(
         self, context: Any, name: str, stream_id: str, out: asyncio.Queue, ident: Identity, token: str

@@ -26,7 +26,7 @@ from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
 from orchestrator.store.state import not_found
-from orchestrator.store.watch import caught_up, changes, parse_revision
+from orchestrator.store.watch import caught_up, changes, fresh, parse_revision
 from orchestrator.store.writer import Writer, namespace_of
 from orchestrator.transport import ClientTLS
 from skiffpb import api_pb2 as api
@@ -269,6 +269,7 @@ class ApiServicer(api_grpc.ApiServicer):
     @guard("read")
     async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
         kind = _kind(request.kind)
+        await fresh(self.store, request.resource_version)
         obj = self.store.get(kind, namespace_of(kind, request.namespace), request.name)
         if obj is None:
             raise errors.NotFound(not_found(kind, request.name)[2])
@@ -278,6 +279,7 @@ class ApiServicer(api_grpc.ApiServicer):
     async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
+        await fresh(self.store, request.resource_version)
         items, rev = self.store.list(kind)
         return api.ListReply(items=[encode(o) for o in items if keep(o)], resource_version=str(rev))
 
@@ -294,6 +296,7 @@ class ApiServicer(api_grpc.ApiServicer):
             rev = parse_revision(request.resource_version)
             await caught_up(self.store, rev)
         else:
+            await self.store.read_barrier()  # the initial list is a consistent read too
             items, rev = self.store.list(kind)
             for obj in items:
                 if keep(obj):

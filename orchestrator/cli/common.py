@@ -56,7 +56,7 @@ class Ctx:
 
     def warn(self, text: str) -> None:
         """One line on stderr (a name from the user is escaped and cut, as in every error line)."""
-        print(_one_line(text), file=self.err, flush=True)
+        print(one_line(text), file=self.err, flush=True)
 
 
 def parse_targets(words: list[str]) -> list[tuple[str, list[str]]]:
@@ -112,9 +112,14 @@ async def get_object(ctx: Ctx, kind: str, name: str, namespace: str | None = Non
     if KINDS[kind].namespaced and not ns:
         ns = ctx.namespace
     try:
-        return await ctx.client.get(kind, ns, name)
+        return await ctx.client.get(kind, ns, name, resource_version=read_at(ctx))
     except errors.NotFound:
         raise errors.NotFound(f'{printers.plural(kind)} "{name}" not found') from None
+
+
+def read_at(ctx: Ctx) -> str:
+    """The resourceVersion a read asks for: "" (linearizable) unless `--resource-version 0` was given."""
+    return str(getattr(ctx.args, "resource_version", "") or "")
 
 
 def kv(text: str, flag: str) -> tuple[str, str]:
@@ -161,7 +166,7 @@ def parse_duration(text: str | float | int) -> float:
 MAX_ERROR = 500  # characters of an error line (a message quoting a huge input is cut)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """One printable line: whitespace folded, control characters and lone surrogates escaped (a
     name from the user could hold them), cut at MAX_ERROR."""
     line = " ".join(str(text).split())
@@ -190,7 +195,7 @@ def explain_invalid(msg: str) -> str:
 
 def format_error(e: BaseException, config: ClientConfig | None = None) -> str:
     """Any error -> the one line kubectl would print for it."""
-    msg = _one_line(str(e))
+    msg = one_line(str(e))
     if isinstance(e, FileInvalid):
         return f'error: error validating "{e.source}": {explain_invalid(msg)}'
     if isinstance(e, errors.Unavailable):

@@ -7,7 +7,7 @@ import argparse
 from orchestrator import errors
 from orchestrator.cli import describe as desc
 from orchestrator.cli import printers
-from orchestrator.cli.common import CliError, Ctx, Obj, get_object, ns_for, parse_targets
+from orchestrator.cli.common import CliError, Ctx, Obj, get_object, ns_for, parse_targets, read_at
 from orchestrator.cli.parser import Subcommands, UsageError, all_namespaces_flag
 from orchestrator.model import KINDS, name_of, namespace_of
 
@@ -49,7 +49,13 @@ async def cmd_get(ctx: Ctx) -> int:
                     ctx.warn(f"Error from server (NotFound): {e}")
                     rc = 1
         else:
-            objs, _ = await ctx.client.list(kind, ns_for(ctx, kind), a.selector or "", a.field_selector or "")
+            objs, _ = await ctx.client.list(
+                kind,
+                ns_for(ctx, kind),
+                a.selector or "",
+                a.field_selector or "",
+                resource_version=read_at(ctx),
+            )
         fetched.append((kind, objs))
     everything = [o for _, objs in fetched for o in objs]
     if a.output == "yaml":
@@ -194,6 +200,12 @@ def register(sub: Subcommands) -> None:
     p.add_argument("-l", "--selector", help="label selector, e.g. app=demo,tier!=db")
     p.add_argument("--field-selector", help="field selector, e.g. spec.nodeName=worker-1")
     p.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
+    p.add_argument(
+        "--resource-version",
+        choices=["", "0"],
+        default="",
+        help='"0": read this master\'s replica at once, possibly stale (default: a linearizable read)',
+    )
     p.add_argument("--show-labels", action="store_true")
     p.add_argument("--no-headers", action="store_true")
     all_namespaces_flag(p)

@@ -29,7 +29,15 @@ from orchestrator.cli import (
     scale,
     set_image,
 )
-from orchestrator.cli.common import MAX_DURATION, CliError, Ctx, FileInvalid, format_error, parse_duration
+from orchestrator.cli.common import (
+    MAX_DURATION,
+    CliError,
+    Ctx,
+    FileInvalid,
+    format_error,
+    one_line,
+    parse_duration,
+)
 from orchestrator.cli.config import ConfigError, load_config
 from orchestrator.cli.manifests import ManifestError
 from orchestrator.cli.parser import GLOBAL_DEFAULTS, Parser, Subcommands, UsageError, global_flags
@@ -154,7 +162,8 @@ class _WithConfig(Exception):
 
 
 def fail(line: str) -> int:
-    print(line, file=sys.stderr, flush=True)
+    """Print an error as one line (escaped, cut: it may quote a huge or hostile argument); status 1."""
+    print(one_line(line), file=sys.stderr, flush=True)
     return 1
 
 

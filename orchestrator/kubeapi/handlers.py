@@ -328,6 +328,8 @@ class ResourceHandlers:
         timeout = query.integer("timeoutSeconds")
         initial: tuple[Obj, ...] = ()
         if start in ("", "0"):
+            if start == "":
+                await self.store.read_barrier()  # the initial list is a consistent read
             items, revision = self.store.list(r.kind)
             initial = tuple(sorted((o for o in items if keep(o)), key=_key))
         else:

@@ -26,6 +26,7 @@ from orchestrator.kubeapi.handlers import Answer, Query, ResourceHandlers
 from orchestrator.kubeapi.routes import PathError, Target
 from orchestrator.store.admission import Admission
 from orchestrator.store.raft import Store
+from orchestrator.store.watch import fresh
 from orchestrator.transport import ClientTLS
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,8 @@ class KubeApi:
         media = routes.content_type(request.headers.get("Content-Type", ""))
         sub = target.subresource
         answer: Answer
+        if method == "GET" and sub != "log" and not (target.is_collection and query.flag("watch")):
+            await fresh(self.store, query.get("resourceVersion"))  # linearizable unless asked otherwise
         if sub == "":
             if target.is_collection:
                 if method == "GET" and query.flag("watch"):

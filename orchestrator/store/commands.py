@@ -106,6 +106,11 @@ def lease(holder: str, term: int, *, now: float, duration: float) -> Command:
     return {"op": "lease", "holder": holder, "term": term, "now": now, "duration": duration}
 
 
+def barrier() -> Command:
+    """A no-op entry whose commit confirms a read (see Store.read_barrier). No request id."""
+    return {"op": "barrier"}
+
+
 def batch(cmds: list[Command]) -> Command:
     """Several proposals travelling as one Raft entry (group commit); each keeps its own id."""
     return {"op": "batch", "cmds": cmds}

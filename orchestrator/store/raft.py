@@ -218,6 +218,11 @@ MAX_BATCH = 256
 # the Write stream (less client and server overhead per write, so proposals arrive faster) 1 →
 # 3,075-3,077 and 2 → 2,616-2,924 (6 s load runs).
 MAX_IN_FLIGHT = 1
+# How long a read may wait for the leader's confirmation (about two election timeouts): past it the
+# master has no leader it can reach, and says so (UNAVAILABLE) so that the client tries another.
+READ_TIMEOUT = 1.5
+# A master without a leader for this long ends its watches, so watchers resume on another master.
+LEADERLESS_WATCH_BOUND = 0.75
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 
 
@@ -240,6 +245,9 @@ class Store:
         self._changed = asyncio.Event()
         self._subscribers: list[Handler] = []
         self._pending: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._barrier: asyncio.Future | None = None  # the queued read barrier, shared by its readers
+        self._leaderless_since: float | None = None  # loop time since which no leader is known
+        self._cut_off = asyncio.Event()  # set while leaderless for more than LEADERLESS_WATCH_BOUND
         self._in_flight = 0
         self._dispatched = 0
         self._replica = _Replica(self._on_applied)
@@ -273,6 +281,30 @@ class Store:
         with self._replica._lock:
             self._dispatched = self._replica.state.revision
         loop.call_soon(self._wake)
+        loop.call_soon(self._track_leader, loop)
+
+    def _track_leader(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every 0.1 s: note since when this master has known no leader with a quorum behind it."""
+        status = self._sync.getStatus()
+        if status.get("leader") and status.get("has_quorum", True):
+            self._leaderless_since = None
+            if self._cut_off.is_set():
+                self._cut_off = asyncio.Event()
+        elif self._leaderless_since is None:
+            self._leaderless_since = loop.time()
+        elif loop.time() - self._leaderless_since > LEADERLESS_WATCH_BOUND:
+            self._cut_off.set()
+        loop.call_later(0.1, self._track_leader, loop)
+
+    def cut_off(self) -> asyncio.Event:
+        """An event set once this master has known no leader for LEADERLESS_WATCH_BOUND seconds."""
+        return self._cut_off
+
+    def leaderless_for(self) -> float:
+        """Seconds this master has known no leader (0 while it knows one)."""
+        if self._leaderless_since is None or self._loop is None:
+            return 0.0
+        return self._loop.time() - self._leaderless_since
 
     def _on_applied(self) -> None:
         """Called on the tick thread after each apply: wake the loop once per batch."""
@@ -340,10 +372,36 @@ class Store:
             return result[1]
         raise errors.BY_CODE.get(result[1], errors.SkiffError)(result[2])
 
+    async def read_barrier(self, timeout: float = READ_TIMEOUT) -> None:
+        """Return once this replica has applied everything committed before the call: a read that
+        follows is linearizable (Raft's ReadIndex, done with a no-op entry whose commit confirms the
+        leader, as etcd first did). Every read arriving before the queued barrier is sent shares it,
+        and it travels in the same entry as the writes queued with it, so under load a read costs
+        one shared round or less. errors.Unavailable when no leader confirms within `timeout`."""
+        loop = asyncio.get_running_loop()
+        barrier = self._barrier
+        if barrier is None:
+            barrier = self._barrier = loop.create_future()
+            self._pending.append((commands.barrier(), barrier))
+            if self._in_flight < MAX_IN_FLIGHT and len(self._pending) == 1:
+                loop.call_soon(self._flush, loop)
+            elif len(self._pending) >= MAX_BATCH:
+                self._flush(loop)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(barrier), timeout)
+        except TimeoutError:
+            raise errors.Unavailable(
+                f"this master could not confirm the read with a Raft leader within {timeout:g}s; retry"
+            ) from None
+        if result[0] != "ok":
+            raise errors.Unavailable(f"read not confirmed: {result[2]}")
+
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         if not batch:
             return
+        if self._barrier is not None and any(f is self._barrier for _, f in batch):
+            self._barrier = None  # sent: a read arriving from now on needs the next one
         futures = [f for _, f in batch]
         cmd = batch[0][0] if len(batch) == 1 else commands.batch([c for c, _ in batch])
         self._in_flight += 1

@@ -484,6 +484,11 @@ def _lease(state: State, cmd: dict[str, Any]) -> Result:
     return ok({"holder": state.lease.holder, "term": state.lease.term, "expiry": state.lease.expiry})
 
 
+def _barrier(state: State, cmd: dict[str, Any]) -> Result:
+    """A read's confirmation (Store.read_barrier): applying it changes nothing; its commit is the point."""
+    return ok(None)
+
+
 _HANDLERS = {
     "create": _create,
     "update": _update,
@@ -492,6 +497,7 @@ _HANDLERS = {
     "register_node": _register_node,
     "heartbeat": _heartbeat,
     "lease": _lease,
+    "barrier": _barrier,
 }
 
 

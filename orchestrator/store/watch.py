@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.store.query import Filter
-from orchestrator.store.raft import Store
+from orchestrator.store.raft import LEADERLESS_WATCH_BOUND, Store
 
 Obj = dict[str, Any]
 BOOKMARK = "BOOKMARK"
@@ -26,6 +26,17 @@ def parse_revision(text: str, field: str = "resourceVersion") -> int:
     if not (text.isascii() and text.isdigit()):
         raise errors.Invalid(f"{field}: {text[:40]!r} is not a valid resource version")
     return int(text)
+
+
+async def fresh(store: Store, resource_version: str) -> None:
+    """Make this replica fit to serve a read asked for at `resource_version`, as Kubernetes reads:
+    "" (the default) is linearizable, confirmed with the Raft leader first (Store.read_barrier;
+    errors.Unavailable on a master that cannot); "0" is any state, this replica's at once (possibly
+    stale); a revision N is any state at least as new as N (the replica may wait to reach it)."""
+    if resource_version == "":
+        await store.read_barrier()
+    elif resource_version != "0":
+        await caught_up(store, parse_revision(resource_version))
 
 
 async def caught_up(store: Store, revision: int, wait: float = CATCH_UP_WAIT) -> None:
@@ -48,11 +59,21 @@ async def caught_up(store: Store, revision: int, wait: float = CATCH_UP_WAIT) ->
 async def changes(
     store: Store, keep: Filter, revision: int, *, bookmark_interval: float = 2.0
 ) -> AsyncGenerator[tuple[str, Obj | None, int], None]:
-    """(event type, object, revision) after `revision`; (BOOKMARK, None, revision) when quiet."""
+    """(event type, object, revision) after `revision`; (BOOKMARK, None, revision) when quiet.
+
+    On a master that has known no Raft leader for LEADERLESS_WATCH_BOUND seconds (cut off from the
+    quorum: its replica no longer follows the cluster) the watch ends with errors.Unavailable, so the
+    watcher resumes on another master from the last revision it saw, instead of waiting on a replica
+    that has stopped."""
     prefix = keep.kind + "/"
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
+    check = min(bookmark_interval, 0.25)
     while True:
+        if (alone := store.leaderless_for()) > LEADERLESS_WATCH_BOUND:
+            raise errors.Unavailable(
+                f"this master has known no Raft leader for {alone:.1f}s; resume elsewhere"
+            )
         changed = store.change_event()
         for ev in store.events_after(revision):
             revision = ev.revision
@@ -63,6 +84,6 @@ async def changes(
             yield BOOKMARK, None, revision
             last_sent = loop.time()
         try:
-            await asyncio.wait_for(changed.wait(), bookmark_interval)
+            await asyncio.wait_for(changed.wait(), check)
         except TimeoutError:
             pass

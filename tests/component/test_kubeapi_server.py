@@ -81,15 +81,24 @@ async def alone(tmp_path: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, st
         store.destroy()
 
 
-async def test_no_quorum_is_503_with_retry_after_and_reads_still_answer(
+async def test_no_quorum_is_503_with_retry_after_and_only_stale_reads_answer(
     lonely: tuple[aiohttp.ClientSession, str],
 ) -> None:
+    """A master without a quorum refuses writes and linearizable reads (503, Retry-After: the client
+    tries another master); a read that opts into staleness (resourceVersion=0) is served at once."""
     session, base = lonely
     async with session.post(base + CMS, data=cm("lost"), headers=HEADERS) as r:
         body = await r.json()
         assert r.status == 503 and r.headers.get("Retry-After") == "1", body
         assert body["kind"] == "Status" and body["reason"] == "ServiceUnavailable", body
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     async with session.get(base + CMS, headers=HEADERS) as r:
+        body = await r.json()
+        assert r.status == 503 and r.headers.get("Retry-After") == "1", body
+        assert "could not confirm the read with a Raft leader" in body["message"], body
+    assert loop.time() - t0 < 5  # within the read's bound (1.5 s), not a client timeout
+    async with session.get(base + CMS + "?resourceVersion=0", headers=HEADERS) as r:
         assert r.status == 200 and (await r.json())["items"] == []
 
 

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_chaos_90_seconds(tmp_path: Path) -> None:
-    """SKIFF_CHAOS_SABOTAGE=delete-acked-write breaks the run on purpose, to see this test fail."""
+    """SKIFF_CHAOS_SABOTAGE=delete-acked-write (or stale-read) breaks the run on purpose, to see this
+    test fail."""
     report_file = tmp_path / "chaos.json"
     sabotage = os.environ.get("SKIFF_CHAOS_SABOTAGE")
     proc = subprocess.run(
@@ -31,3 +32,4 @@ def test_chaos_90_seconds(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert report["faults_injected"] >= 8
     assert report["acknowledged_writes_lost"] == 0
+    assert report["reads"] >= 100 and report["reads_stale"] == 0  # the register check had reads to judge

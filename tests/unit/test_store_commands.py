@@ -30,6 +30,7 @@ def test_every_op_the_store_applies_has_a_constructor() -> None:
         c.register_node(node("n"), uid="u", now=1.0, rid="r")["op"],
         c.heartbeat("n", node_status=None, pods=[], now=1.0, rid="r")["op"],
         c.lease("m1", 1, now=1.0, duration=3.0)["op"],
+        c.barrier()["op"],
     }
     assert built == set(st._HANDLERS)
 
