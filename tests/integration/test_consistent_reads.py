@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -188,3 +189,54 @@ async def test_a_watch_on_the_cut_off_master_resumes_elsewhere_without_a_gap(clu
         assert seen == [("ADDED", "cut-1"), ("ADDED", "cut-2")], seen
         assert watcher.current_master != cluster.master_addresses[0]
         assert took < 2.0, took
+
+
+@pytest.fixture(scope="module")
+def served(module_cluster_factory: Any) -> Cluster:
+    """A cluster with a balancer and two workers, serving a deployment of three pods on a NodePort."""
+    c = module_cluster_factory(masters=3, workers=2, lb=True)
+    c.skiff("run", "web", "--image=demo", "--port=5005", "--replicas=3", check=True)
+    c.skiff("expose", "deployment", "web", "--target-port=5005", "--type=NodePort", "--port=80", check=True)
+    return c
+
+
+def responder(address: str, port: int) -> str:
+    """The pod name a page through the balancer names ("" when the request failed)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/", timeout=2) as r:
+            body = r.read().decode()
+    except OSError:
+        return ""
+    return body.split("Hello from ", 1)[-1].split("<", 1)[0].strip()
+
+
+def test_the_balancer_stops_routing_to_a_pod_deleted_while_its_watch_master_is_cut_off(
+    served: Cluster,
+) -> None:
+    """The balancer watches routes through m1 (the first master it is given). With m1 cut off, a pod
+    deleted through the other masters gets no request from the balancer later than 2 s after."""
+    c = served
+    lb = c.config["lb"]
+    deadline = time.monotonic() + 60
+    while True:
+        svc = json.loads(c.skiff("get", "service", "web", "-o", "json", check=True).stdout)
+        port = svc["spec"]["ports"][0]["nodePort"]
+        names = {responder(lb["address"], port) for _ in range(20)} - {""}
+        if len(names) == 3:
+            break
+        assert time.monotonic() < deadline, names
+        time.sleep(0.3)
+    healthy(c)
+    victim = sorted(names)[0]
+    majority = ",".join(c.master_addresses[1:])
+    with cut_off_m1(c):
+        out = c.skiff("delete", "pod", victim, "--server", majority, "--request-timeout", "20s")
+        assert out.returncode == 0, out.stderr
+        deleted = time.monotonic()
+        late: list[float] = []
+        while time.monotonic() < deleted + 6:
+            if responder(lb["address"], port) == victim and time.monotonic() > deleted + 2:
+                late.append(round(time.monotonic() - deleted, 2))
+    last = c.log("lb")
+    print(f"FIGURE balancer after the cut: answers from the deleted pod later than 2 s: {late}")
+    assert not late, f"{victim} still answered {late} s after its deletion\n{last[-2000:]}"
