@@ -321,9 +321,9 @@ class ApiClient:
                     self.pipelined = False
                     return (await self._call(method, req)).object
                 stream.close()
-                if e.code() in _STREAM_FATAL:
-                    raise to_error(e) from None
-                raise self._failure(e, address) from None
+                if e.code() in _STREAM_FATAL or self.tls.explain(e.details() or ""):
+                    raise self._error(e, address) from None
+                raise _Retry(e.details() or e.code().name) from None
             except (TimeoutError, errors.Unavailable) as e:
                 stream.close()  # a master that does not answer in time: start afresh elsewhere
                 raise _Retry(str(e) or "write timed out") from None
