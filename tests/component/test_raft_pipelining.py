@@ -118,7 +118,7 @@ ONCE = 2 * (WRITES + 1)
 
 
 def test_pipelined_writes_are_sent_once() -> None:
-    applied, received, warnings = run_cluster(raft._keep_next_index_on_late_ack)
+    applied, received, warnings = run_cluster(raft._on_raft_message)
     assert applied == [WRITES] * 3
     assert received == ONCE
     assert not [m for m in warnings if "truncating already-applied" in m], warnings[:3]
