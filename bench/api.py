@@ -17,6 +17,7 @@ from typing import Any
 
 import uvloop
 
+from bench import grpc_echo
 from orchestrator import transport
 from orchestrator.transport import ClientTLS
 from tests.integration.masters import MasterSet, free_port
@@ -246,6 +247,7 @@ def run(seconds: float = 10.0) -> dict:
                 runs[mode].append(load(tmp / f"{mode}{n}", f"127.0.4{2 + n}", seconds, plaintext=True))
         (tmp / "reads").mkdir()
         read_figures = reads(tmp / "reads", "127.0.46", seconds)
+        echo = grpc_echo.run(seconds / 2)  # what TLS costs gRPC alone, the floor under the ratio above
         raw = raw_pysyncobj(tmp)
     secure_rates = [rate(r) for _, r in runs["secure"]]
     plain_rates = [rate(r) for _, r in runs["plain"]]
@@ -269,6 +271,7 @@ def run(seconds: float = 10.0) -> dict:
         "raw_pysyncobj_sequential_p99_ms": raw["p99_ms"],
         "raw_pysyncobj_pipelined_writes_per_s": raw["pipelined_writes_per_s"],
         **read_figures,
+        **echo,
     }
 
 
