@@ -28,6 +28,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replic
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj import tcp_connection as _tcp_connection
 from pysyncobj import transport as _transport
+from pysyncobj import utility as _utility_module
 
 from orchestrator import errors
 from orchestrator.model import key_of
@@ -176,6 +177,7 @@ SyncObj._SyncObj__onMessageReceived = _on_raft_message
 # PySyncObj's Fernet: the same checks before anything is unpickled, at a tenth of the cost. Refusals
 # are counted, so a stranger on the Raft port is visible in the master's status.
 _syncobj_module.getEncryptor = Seal
+_utility_module.getEncryptor = Seal  # TcpUtility (PySyncObj's admin client), used in-process
 
 
 class _Replica(SyncObjConsumer):

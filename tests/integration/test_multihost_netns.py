@@ -557,6 +557,8 @@ def check_raft_password(raft_address: str) -> None:
     """The Raft port answers PySyncObj's status command only to a peer that has the password."""
     from pysyncobj.utility import TcpUtility, UtilityException
 
+    import orchestrator.store.raft  # noqa: F401  (seals TcpUtility's messages as the masters do)
+
     status = TcpUtility(RAFT_PASSWORD, timeout=5).executeCommand(raft_address, ["status"])
     assert status and status.get("self") is not None, status
     for wrong in (None, "not-the-password"):
