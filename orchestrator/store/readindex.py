@@ -265,7 +265,7 @@ class ReadIndex:
         kind = message.get("type")
         sync = self._sync
         if kind == PROBE:
-            if message.get("term") == sync.raftCurrentTerm and not sync._isLeader():
+            if message.get("term") == sync.raftCurrentTerm and sync._getLeader() == node:
                 # The leader's probe counts as hearing from it, as an append does: no election of
                 # ours, and no vote for another, for a minimum election timeout from now.
                 now = time.monotonic()

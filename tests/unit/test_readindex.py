@@ -135,7 +135,9 @@ def test_a_follower_acks_only_its_own_terms_probes_and_then_refuses_votes(monkey
     reads = ReadIndex(raft, 0.4)
     assert not reads.refuses_vote()
     reads.on_message("a", {"type": PROBE, "term": 2, "seq": 1})
+    reads.on_message("c", {"type": PROBE, "term": 3, "seq": 1})  # not the leader it follows
     assert raft.take() == []
+    assert not reads.refuses_vote()
     reads.on_message("a", {"type": PROBE, "term": 3, "seq": 2})
     assert raft.take() == [("a", {"type": PROBE_ACK, "term": 3, "seq": 2})]
     assert reads.refuses_vote()  # heard from the leader just now
