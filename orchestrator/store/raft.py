@@ -19,6 +19,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
     at a 50 ms heartbeat thousands of entries took minutes; now each step is one round trip.
     """
     kind = message.get("type") if isinstance(message, dict) else None
-    reads = getattr(self, "_skiff_read_index", None)
+    reads = _read_indexes.get(self)
     if kind in readindex.TYPES:
         if reads is not None:
             reads.on_message(node, message)
@@ -171,6 +172,7 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
 
 
 SyncObj._SyncObj__onMessageReceived = _on_raft_message
+_read_indexes: weakref.WeakKeyDictionary[SyncObj, readindex.ReadIndex] = weakref.WeakKeyDictionary()
 
 
 # With a secret, every Raft message is sealed by `Seal` (AES-256-GCM, replay-checked) in place of
@@ -262,7 +264,10 @@ class Store:
         )
         self._sync = SyncObj(self_address, peers, conf=conf, consumers=[self._replica])
         self._reads = readindex.ReadIndex(self._sync, timing.min_timeout)
-        self._sync._skiff_read_index = self._reads
+        # Not an attribute of the SyncObj: PySyncObj pickles every attribute set after its __init__
+        # into each snapshot, and this one reaches the transport's cipher, which does not pickle
+        # (every log compaction failed with "Failed to store full dump").
+        _read_indexes[self._sync] = self._reads
         self.address = self_address
 
     # ------------------------------------------------------------ loop bridge
