@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ async def wait_leader(store: Store) -> None:
 
 
 @pytest.fixture
-def records() -> Records:
+def records() -> Iterator[Records]:
     handler = Records()
     logging.getLogger("pysyncobj").addHandler(handler)
     yield handler
