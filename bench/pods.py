@@ -17,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 
 import uvloop
 
+from bench.local import skiff
 from orchestrator import procs
 from orchestrator.transport import ClientTLS
 
@@ -39,18 +37,6 @@ NS = "default"
 LABEL = "bench-pods"
 DEADLINE = 120.0  # seconds for the whole measured phase
 POLL = 0.02  # seconds between HTTP attempts on one pod (50 pollers at 5 ms starve a 2-core machine)
-
-
-def skiff(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 def pod(i: int) -> dict[str, Any]:

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +31,7 @@ from typing import Any
 
 import uvloop
 
+from bench.local import print_logs, stop, up
 from orchestrator import procs
 from orchestrator.cli.launcher import join_flags
 from orchestrator.transport import ClientTLS
@@ -46,18 +44,6 @@ NS = "default"
 HOLLOW_ADDRESS = "127.0.95.1"
 HOLLOW_ADDRESS_B = "127.0.95.2"
 DEADLINE = 180.0  # seconds for the whole measured phase
-
-
-def skiff(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 def pod(name: str, app: str, selector: dict[str, str] | None) -> dict[str, Any]:
@@ -217,18 +203,10 @@ async def measure(
 
 def run() -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="skiff-bench-scheduler-"))
-    state, config = tmp / "cluster", tmp / "cluster" / "config.json"
+    state = tmp / "cluster"
     hollows: list[subprocess.Popen[bytes]] = []
     try:
-        up = skiff(
-            "up", "--state-dir", str(state), "--config", str(config), "--kubeconfig", str(state / "kubeconfig"),
-            "--masters", "3", "--workers", "0",
-            "--no-lb", "--master-address-base", "127.0.94", "--worker-address-base", "127.0.95",
-            "--lb-address", "127.0.96.1", "--http-port", "0", "--log-level", "WARNING",
-        )  # fmt: skip
-        if up.returncode != 0:
-            raise RuntimeError(f"skiff up failed ({up.returncode}):\n{up.stdout}{up.stderr}")
-        conf = json.loads(config.read_text())
+        conf = up(state, 94)
 
         def start_hollow(pool: str, address: str) -> None:
             argv = [
@@ -255,22 +233,10 @@ def run() -> dict[str, float]:
         )
         return figures
     except BaseException:
-        for name in sorted((state / "logs").glob("*.log")) if (state / "logs").exists() else []:
-            print(f"---- {name.name}\n" + "\n".join(name.read_text(errors="replace").splitlines()[-20:]))
-        for log in sorted(tmp.glob("hollow-*.log")):
-            print(f"---- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+        print_logs(state, tmp)
         raise
     finally:
-        for hollow in hollows:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(hollow.pid, signal.SIGTERM)
-        for hollow in hollows:
-            try:
-                hollow.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(hollow.pid, signal.SIGKILL)
-                hollow.wait(timeout=5)
+        stop(hollows)
         procs.down(state)
 
 

@@ -9,6 +9,7 @@ store rejects it once another master holds the lease, so two masters never act a
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import time
@@ -29,8 +30,8 @@ RETRY_WINDOW = 5.0
 class LocalCluster:
     """The controllers' view of the cluster (orchestrator.controllers.base.Cluster) on this master.
 
-    Reads come from the local replica; a Node's Ready condition carries the latest heartbeat time
-    (heartbeats are kept apart from the Node objects so they do not churn watches). Writes are fenced
+    Reads come from the local replica; nodes' heartbeats are kept apart from the Node objects, so
+    that they do not churn watches (`heartbeats`). Writes are fenced
     by the lease and retried with the same request id while their outcome is unknown.
     """
 
@@ -43,16 +44,17 @@ class LocalCluster:
 
     def list(self, kind: str, namespace: str = "") -> list[Obj]:
         items, _ = self.store.list(kind, namespace)
-        if kind == "Node":
-            beats = self.store.heartbeats()
-            items = [_with_heartbeat(n, beats.get(n["metadata"]["name"])) for n in items]
         return items
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
-        obj = self.store.get(kind, namespace if model.KINDS[kind].namespaced else "", name)
-        if obj is not None and kind == "Node":
-            obj = _with_heartbeat(obj, self.store.heartbeats().get(name))
-        return obj
+        return self.store.get(kind, namespace if model.KINDS[kind].namespaced else "", name)
+
+    def pods_on_node(self, node: str) -> builtins.list[Obj]:
+        pods, _ = self.store.pods_on_node(node)
+        return pods
+
+    def heartbeats(self) -> dict[str, float]:
+        return self.store.heartbeats()
 
     def subscribe(self, handler: Callable[[str, Obj], None]) -> Callable[[], None]:
         return self.store.subscribe(handler)
@@ -86,17 +88,6 @@ class LocalCluster:
         await self._retry(
             lambda rid: self.writer.delete(kind, namespace, name, rid, force=force, grace=grace_seconds)
         )
-
-
-def _with_heartbeat(node: Obj, beat: float | None) -> Obj:
-    if beat is None:
-        return node
-    conditions = []
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready" and c.get("status") == "True":
-            c = {**c, "lastHeartbeatTime": model.rfc3339_micro(beat)}
-        conditions.append(c)
-    return {**node, "status": {**node["status"], "conditions": conditions}}
 
 
 class LeaseKeeper:

@@ -1,10 +1,14 @@
 """The agents' gateway: one bidirectional stream per connected agent.
 
 Up the stream: `register` (the Node), then heartbeats carrying node status and pod status updates.
-Each heartbeat becomes one Raft write; its `seq` is acked only after that write committed, so an agent
-never believes a status is recorded that the cluster could lose. Down the stream: the whole set of
-pods bound to the node, sent again whenever one of them changes (level-triggered, like a kubelet's
-pod source).
+A heartbeat that carries an update becomes one Raft write; its `seq` is acked only after that write
+committed, so an agent never believes a status is recorded that the cluster could lose. A heartbeat
+that carries nothing is liveness only: it is acked at once and noted in memory, and every
+RENEW_INTERVAL this master writes the liveness of all its nodes in one Raft entry (commands.renew),
+as Kubernetes moved node heartbeats to Lease objects. A node is then judged silent at most
+RENEW_INTERVAL (plus a commit) later than with a write per heartbeat; with the agents' 1 s beat
+that keeps a live node well inside the 3 s grace. Down the stream: the whole set of pods bound to
+the node, sent again whenever one of them changes (level-triggered, like a kubelet's pod source).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 ASSIGNMENT_COALESCE = 0.005
+RENEW_INTERVAL = 0.5
 
 
 class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
@@ -39,6 +45,8 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         self.auth = auth
         self.writer = Writer(store)
         self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
+        self._beats: dict[str, float] = {}  # node name -> when heard, not yet renewed through Raft
+        self._renewer: asyncio.Task[None] | None = None
         store.subscribe(self._on_change)
 
     @property
@@ -77,6 +85,8 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             await context.abort(*internal(e, "node registration"))
             return
         log.info("agent connected node=%s peer=%s", name, context.peer())
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_forever())
         dirty = asyncio.Event()
         dirty.set()
         previous = self._dirty.get(name)
@@ -94,6 +104,8 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                 raise _StreamEnded
         except* _StreamEnded:
             pass
+        except* _AgentGone as eg:
+            log.info("agent stream node=%s ended: %s", name, eg.exceptions[0])
         except* errors.SkiffError as eg:
             ended = eg.exceptions[0]
             log.info("agent stream node=%s ended: %s", name, ended)
@@ -128,6 +140,10 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             if not msg.HasField("heartbeat"):
                 continue
             hb = msg.heartbeat
+            if not hb.pods and not hb.node_status:  # liveness only: renewed in the next batch
+                self._beats[name] = time.time()
+                await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq)))
+                continue
             if ident.node:  # NodeRestriction: a node reports only the pods bound to it
                 for p in hb.pods:
                     pod = self.store.get("Pod", p.namespace, p.name)
@@ -189,7 +205,28 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
 
     async def _write(self, context: Any, out: asyncio.Queue) -> None:
         while True:
-            await context.write(await out.get())
+            message = await out.get()
+            try:
+                await context.write(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # grpc's ExecuteBatchError: the agent's end of the stream is gone
+                raise _AgentGone(f"the stream closed under a write ({type(e).__name__})") from None
+
+    async def _renew_forever(self) -> None:
+        """Every RENEW_INTERVAL: the liveness heard since the last renewal, in one Raft write. A
+        renewal that fails is merged into the next (the newest time per node wins)."""
+        while True:
+            await asyncio.sleep(RENEW_INTERVAL)
+            beats, self._beats = self._beats, {}
+            if not beats:
+                continue
+            try:
+                await self.writer.renew(beats)
+            except errors.SkiffError as e:
+                log.info("renewing %d nodes' liveness failed: %s; retrying", len(beats), e)
+                for node, beat in beats.items():
+                    self._beats[node] = max(beat, self._beats.get(node, 0.0))
 
 
 def _may_register(ident: Identity, obj: Any) -> None:
@@ -214,6 +251,10 @@ def _ready(pod: Obj) -> str:
 
 class _StreamEnded(Exception):
     pass
+
+
+class _AgentGone(Exception):
+    """The agent's end of the stream closed while the master wrote to it."""
 
 
 def _parse_heartbeat(hb: api.Heartbeat) -> tuple[Obj | None, list[Obj]]:

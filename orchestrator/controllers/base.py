@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import builtins
 import itertools
 import logging
 from collections import OrderedDict
@@ -44,6 +45,15 @@ class Cluster(Protocol):
         ...
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
+
+    def pods_on_node(self, node: str) -> builtins.list[Obj]:
+        """The pods bound to `node` (an index: no scan of every pod)."""
+        ...
+
+    def heartbeats(self) -> dict[str, float]:
+        """Each node's latest heartbeat, seconds since the epoch. Kept apart from the Node objects
+        (as Kubernetes keeps them in Lease objects), so that heartbeats do not churn Node watches."""
+        ...
 
     def subscribe(self, handler: EventHandler) -> Any:
         """Call handler(event_type, obj) on the event loop for every committed change of any kind.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from orchestrator import errors, model
 from orchestrator.controllers.base import (
@@ -37,6 +37,7 @@ UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 DEFAULT_GRACE = 3.0
 DEFAULT_TOLERATION = 2.0
+ORPHAN_SWEEP = 5.0  # seconds between looks at every pod for those bound to a missing node
 
 
 def ready_condition(node: Obj) -> Obj | None:
@@ -46,8 +47,12 @@ def ready_condition(node: Obj) -> Obj | None:
     return None
 
 
-def last_heartbeat(node: Obj) -> float:
-    """The Ready condition's lastHeartbeatTime, or the node's creation time before its first heartbeat."""
+def last_heartbeat(node: Obj, beats: Mapping[str, float] | None = None) -> float:
+    """The node's latest heartbeat: from `beats` (the store's, kept apart from the Node objects)
+    when it is there, else the Ready condition's lastHeartbeatTime, or the creation time."""
+    beat = beats.get(model.name_of(node)) if beats else None
+    if beat is not None:
+        return beat
     cond = ready_condition(node)
     beat = model.parse_time(cond.get("lastHeartbeatTime", "")) if cond else 0.0
     return beat or model.parse_time(node.get("metadata", {}).get("creationTimestamp", ""))
@@ -108,8 +113,12 @@ def reconcile_nodes(
     toleration: float = DEFAULT_TOLERATION,
     *,
     not_before: float = 0.0,
+    beats: Mapping[str, float] | None = None,
 ) -> list[Action]:
-    """Actions for silent nodes and their pods (see the module docstring). Idempotent per state."""
+    """Actions for silent nodes and their pods (see the module docstring). Idempotent per state.
+
+    `pods` need only hold the pods of the silent nodes; pods bound to a node that does not exist are
+    found among those given."""
     by_node: dict[str, list[Obj]] = defaultdict(list)
     for p in pods:
         if p.get("spec", {}).get("nodeName"):
@@ -121,7 +130,7 @@ def reconcile_nodes(
         names.add(name)
         cond = ready_condition(node)
         status = cond.get("status", "Unknown") if cond else "Unknown"
-        silence = now - max(last_heartbeat(node), not_before)
+        silence = now - max(last_heartbeat(node, beats), not_before)
         if silence > grace and (cond is None or status != "Unknown"):
             log.info("node=%s not ready: no heartbeat for %.1fs", name, silence)
             actions.append(Patch("Node", "", name, _unknown_patch(node, now), status=True))
@@ -180,6 +189,7 @@ class NodeLifecycleController:
         self.grace = grace
         self.toleration = toleration
         self.tick = tick
+        self._swept = float("-inf")  # when all pods were last read (ORPHAN_SWEEP)
 
     def handle(self, event_type: str, obj: Obj) -> None:
         """Nothing: the tick reads the current state."""
@@ -192,13 +202,24 @@ class NodeLifecycleController:
             await asyncio.sleep(self.tick)
 
     async def sync(self, not_before: float = 0.0) -> None:
+        """One pass. Linear in the nodes: only the pods of silent nodes are read (through the
+        store's index), except every ORPHAN_SWEEP seconds, when all pods are, to find those bound
+        to a node that no longer exists."""
+        now = self.cluster.now()
+        beats = self.cluster.heartbeats()
+        nodes = self.cluster.list("Node")
+        if now - self._swept >= ORPHAN_SWEEP:
+            self._swept = now
+            pods = self.cluster.list("Pod")
+        else:
+            silent = [
+                model.name_of(n)
+                for n in nodes
+                if now - max(last_heartbeat(n, beats), not_before) > self.grace
+            ]
+            pods = [p for name in silent for p in self.cluster.pods_on_node(name)]
         actions = reconcile_nodes(
-            self.cluster.list("Node"),
-            self.cluster.list("Pod"),
-            self.cluster.now(),
-            self.grace,
-            self.toleration,
-            not_before=not_before,
+            nodes, pods, now, self.grace, self.toleration, not_before=not_before, beats=beats
         )
         for a in actions:
             try:

@@ -102,6 +102,7 @@ class SchedulerController:
         self._batch_size = batch_size
         self._unschedulable: set[str] = set()
         self._assumed: dict[str, tuple[Obj, str]] = {}
+        self._next_start = 0  # where the next pod's search for feasible nodes begins (scheduling.choose)
         self._node_signatures: dict[str, tuple[Any, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._fenced: errors.Fenced | None = None
@@ -195,7 +196,8 @@ class SchedulerController:
             pod = self.cluster.get("Pod", *split_key(key))
             if pod is None or not is_pending(pod):
                 continue
-            choice = choose(pod, infos, cache)
+            choice = choose(pod, infos, cache, self._next_start)
+            self._next_start += choice.examined
             await slots.acquire()
             if self._fenced is not None:
                 slots.release()

@@ -100,6 +100,13 @@ def heartbeat(node: str, *, node_status: Obj | None, pods: list[Obj], now: float
     return {"op": "heartbeat", "node": node, "now": now, "rid": rid, "node_status": node_status, "pods": pods}
 
 
+def renew(beats: dict[str, float]) -> Command:
+    """Nodes' liveness, batched: node name -> the time its agent was last heard on a stream. One
+    write per interval per master, in place of a write per heartbeat. No request id: a renewal
+    repeated is harmless (the store keeps the newest time)."""
+    return {"op": "renew", "beats": beats}
+
+
 def lease(holder: str, term: int, *, now: float, duration: float) -> Command:
     """Take or renew the controllers' lease. No request id: a renewal repeated is harmless, and
     keeping it out of the request table spares that table four entries a second."""

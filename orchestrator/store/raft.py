@@ -26,16 +26,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import pickle as _pysyncobj_pickle
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj import tcp_connection as _tcp_connection
 from pysyncobj import transport as _transport
 from pysyncobj import utility as _utility_module
+from pysyncobj.monotonic import monotonic as raft_clock
+from pysyncobj.syncobj import _RAFT_STATE
 
 from orchestrator import errors
 from orchestrator.model import key_of
 from orchestrator.store import commands, readindex
 from orchestrator.store import state as st
 from orchestrator.store.seal import Seal
+from orchestrator.store.snapshot import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,8 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
             return  # leader stickiness: see store/readindex.py
         if kind == "append_entries" and message.get("term", -1) >= self.raftCurrentTerm:
             reads.heard_leader = time.monotonic()
+    if kind == "append_entries" and message.get("transmission") == "finish":
+        message = _finish_only_when_complete(self, message)
     if kind != "next_node_idx":
         _on_message_received(self, node, message)
         return
@@ -172,6 +178,42 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
 
 
 SyncObj._SyncObj__onMessageReceived = _on_raft_message
+
+
+def _finish_only_when_complete(self: SyncObj, message: dict[str, Any]) -> dict[str, Any]:
+    """A large entry's pieces: PySyncObj's leader marks a piece "finish" when the piece reaches the
+    end of the command, not of the pickled entry, which is a few bytes longer; so it may send two
+    "finish" pieces, and the follower fails to unpickle the first ("pickle data was truncated"),
+    then loses the entry. A "finish" that does not complete the entry is taken as "process"."""
+    received = (self._SyncObj__recvTransmission or b"") + message["data"]
+    try:
+        _pysyncobj_pickle.loads(received)
+    except Exception:  # truncated: more pieces follow
+        return {**message, "transmission": "process"}
+    return message
+
+
+_on_tick = SyncObj._onTick
+
+
+def _read_before_electing(self: SyncObj, timeToWait: float = 0.0) -> None:  # noqa: N803 - PySyncObj's name
+    """PySyncObj's tick, reading the sockets first when a follower's election deadline has passed.
+
+    PySyncObj checks the deadline before it reads what arrived. A follower whose tick came late (its
+    event loop held the GIL, an apply of a large batch took long) then started an election with the
+    leader's appends still waiting in its socket, and its vote request deposed a healthy leader: 14
+    elections in one scale run. Reading first lets those appends push the deadline back.
+    """
+    if (
+        self._SyncObj__raftState != _RAFT_STATE.LEADER
+        and self._SyncObj__raftElectionDeadline < raft_clock()
+        and self._SyncObj__transport.ready
+    ):
+        self._poller.poll(0)
+    _on_tick(self, timeToWait)
+
+
+SyncObj._onTick = _read_before_electing
 _read_indexes: weakref.WeakKeyDictionary[SyncObj, readindex.ReadIndex] = weakref.WeakKeyDictionary()
 
 
@@ -198,14 +240,16 @@ class _Replica(SyncObjConsumer):
         self._on_applied()
         return result
 
-    def _deserialize(self, data: dict[str, Any]) -> None:
+    def restore(self, state: st.State) -> None:
+        """From a snapshot (store/snapshot.py), on the tick thread."""
         with self._lock:
-            super()._deserialize(data)
-        log.info("state loaded from snapshot revision=%d", self.state.revision)
+            self.state = state
+        log.info("state loaded from snapshot revision=%d", state.revision)
         self._on_applied()
 
 
 MAX_BATCH = 256
+APPEND_BATCH_BYTES = 8 * 1024 * 1024
 # Entries outstanding per master. Fewer means bigger batches under load (fewer Raft messages per write):
 # measured with 64 unary clients, 1 → 2,190-2,250 writes/s, 2 → 2,230-2,280, 4 and 8 → 2,080-2,100; with
 # the Write stream (less client and server overhead per write, so proposals arrive faster) 1 →
@@ -216,6 +260,8 @@ MAX_IN_FLIGHT = 1
 READ_TIMEOUT = 1.5
 # A master without a leader for this long ends its watches, so watchers resume on another master.
 LEADERLESS_WATCH_BOUND = 0.75
+# How long a status call waits for the state digest before it answers without one.
+DIGEST_WAIT = 0.3
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 
 
@@ -242,7 +288,10 @@ class Store:
         self._cut_off = asyncio.Event()  # set while leaderless for more than LEADERLESS_WATCH_BOUND
         self._in_flight = 0
         self._dispatched = 0
+        self._digest: tuple[int, str] = (-1, "")
+        self._digesting: threading.Thread | None = None
         self._replica = _Replica(self._on_applied)
+        snapshots = Snapshots(lambda: self._replica.state, self._replica.restore)
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.journal"),
             fullDumpFile=os.path.join(data_dir, "raft.dump"),
@@ -254,8 +303,17 @@ class Store:
             connectionRetryTime=timing.connection_retry,
             logCompactionMinEntries=timing.compaction_min_entries,
             logCompactionMinTime=timing.compaction_min_time,
-            # Forking a process that has gRPC threads can hang: compact in-process.
+            # Compaction on a thread of its own (store/snapshot.py): PySyncObj's in-process
+            # compaction stopped the tick for seconds; forking a process with gRPC threads can hang.
             useFork=False,
+            serializer=snapshots.save,
+            deserializer=snapshots.load,
+            serializeChecker=snapshots.check,
+            # An entry larger than this travels in pieces ("transmission"), and PySyncObj marks the
+            # last piece by the command's length rather than the pickled entry's: when the two fall
+            # on either side of a piece boundary, a follower unpickles a truncated entry (see
+            # _on_raft_message). Batches of pod creations reach hundreds of kilobytes.
+            appendEntriesBatchSizeBytes=APPEND_BATCH_BYTES,
             # PySyncObj binds 0.0.0.0 unless told otherwise; the Raft port speaks pickle: keep it private.
             bindAddress=self_address,
             password=password,
@@ -461,8 +519,25 @@ class Store:
             return self._replica.state.lease
 
     def digest(self) -> tuple[int, str]:
+        """(the current revision, the state's digest at it), or (revision, "") while that digest is
+        still being computed: hashing 30,000 pods takes a second or two, so it runs on a thread of its
+        own (started here, waited for at most DIGEST_WAIT) and is kept until the revision moves."""
         with self._replica._lock:
-            return self._replica.state.revision, st.digest(self._replica.state)
+            revision = self._replica.state.revision
+            if self._digest[0] == revision:
+                return self._digest
+            if self._digesting is None or not self._digesting.is_alive():
+                objects = st.snapshot(self._replica.state)
+                self._digesting = threading.Thread(
+                    target=self._compute_digest, args=(revision, objects), name="state-digest", daemon=True
+                )
+                self._digesting.start()
+        self._digesting.join(DIGEST_WAIT)
+        digest = self._digest
+        return (revision, digest[1]) if digest[0] == revision else (revision, "")
+
+    def _compute_digest(self, revision: int, objects: builtins.list[tuple[str, Obj]]) -> None:
+        self._digest = (revision, st.digest_of(revision, objects))
 
     # ------------------------------------------------------------ raft
 

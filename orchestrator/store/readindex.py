@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pysyncobj import SyncObj
+from pysyncobj.monotonic import monotonic as raft_clock
 
 PROBE, PROBE_ACK = "skiff_read_probe", "skiff_read_probe_ack"
 INDEX, INDEX_ACK = "skiff_read_index", "skiff_read_index_ack"
@@ -268,9 +269,11 @@ class ReadIndex:
             if message.get("term") == sync.raftCurrentTerm and sync._getLeader() == node:
                 # The leader's probe counts as hearing from it, as an append does: no election of
                 # ours, and no vote for another, for a minimum election timeout from now.
-                now = time.monotonic()
-                self.heard_leader = now
-                deadline = max(self._raft("raftElectionDeadline"), now + self._stickiness)
+                self.heard_leader = time.monotonic()
+                # PySyncObj's deadlines are on its own clock (CLOCK_MONOTONIC_RAW where there is
+                # one), which runs apart from time.monotonic (0.27 s apart on the machine this was
+                # written on).
+                deadline = max(self._raft("raftElectionDeadline"), raft_clock() + self._stickiness)
                 setattr(sync, _PRIVATE + "raftElectionDeadline", deadline)
                 self._send(node, {"type": PROBE_ACK, "term": message["term"], "seq": message.get("seq")})
         elif kind == PROBE_ACK:

@@ -66,6 +66,19 @@ class State:
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.objects.get(kind, {}).get(key_of(kind, namespace, name))
 
+    def copy(self) -> State:
+        """A copy of the containers, sharing the objects (never changed in place): what a snapshot
+        pickles while this state moves on."""
+        return State(
+            revision=self.revision,
+            objects={kind: dict(m) for kind, m in self.objects.items()},
+            history=deque(self.history, maxlen=self.history.maxlen),
+            requests=OrderedDict(self.requests),
+            lease=self.lease,
+            heartbeats=dict(self.heartbeats),
+            pods_by_node={node: dict(keys) for node, keys in self.pods_by_node.items()},
+        )
+
     def first_revision(self) -> int:
         """The oldest revision a watch may resume after."""
         return self.history[0].revision - 1 if self.history else self.revision
@@ -447,16 +460,7 @@ def _heartbeat(state: State, cmd: dict[str, Any]) -> Result:
     node = state.get("Node", "", name)
     if node is None:
         return not_found("Node", name)
-    now = cmd["now"]
-    # A heartbeat held by a partitioned master can commit after newer ones: time never goes back.
-    state.heartbeats[name] = max(now, state.heartbeats.get(name, 0.0))
-    status = cmd.get("node_status")
-    conditions = (node.get("status") or {}).get("conditions") or []
-    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-    if status is not None or ready.get("status") != "True":
-        new_status = {**(node.get("status") or {}), **(status or {})}
-        new_status["conditions"] = _ready_condition(conditions, now)
-        _emit(state, "MODIFIED", {**node, "status": new_status})
+    _alive(state, node, cmd["now"], cmd.get("node_status"))
     for update in cmd.get("pods") or []:
         pod = state.get("Pod", update["namespace"], update["name"])
         if pod is None or pod["metadata"].get("uid") != update["uid"]:
@@ -468,6 +472,29 @@ def _heartbeat(state: State, cmd: dict[str, Any]) -> Result:
             continue
         if update.get("status") is not None and update["status"] != pod.get("status"):
             _emit(state, "MODIFIED", {**pod, "status": update["status"]})
+    return ok(None)
+
+
+def _alive(state: State, node: Obj, now: float, status: Obj | None) -> None:
+    """A node was heard from at `now` (with its changed status, if any): record the time, and mark
+    it Ready when it was not."""
+    name = node["metadata"]["name"]
+    # A heartbeat held by a partitioned master can commit after newer ones: time never goes back.
+    state.heartbeats[name] = max(now, state.heartbeats.get(name, 0.0))
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    if status is not None or ready.get("status") != "True":
+        new_status = {**(node.get("status") or {}), **(status or {})}
+        new_status["conditions"] = _ready_condition(conditions, now)
+        _emit(state, "MODIFIED", {**node, "status": new_status})
+
+
+def _renew(state: State, cmd: dict[str, Any]) -> Result:
+    """Batched liveness (commands.renew): each node named that exists is alive at its time."""
+    for name, beat in cmd["beats"].items():
+        node = state.get("Node", "", name)
+        if node is not None:
+            _alive(state, node, float(beat), None)
     return ok(None)
 
 
@@ -498,6 +525,7 @@ _HANDLERS = {
     "heartbeat": _heartbeat,
     "lease": _lease,
     "barrier": _barrier,
+    "renew": _renew,
 }
 
 
@@ -506,9 +534,22 @@ _HANDLERS = {
 
 def digest(state: State) -> str:
     """A hash of every stored object and the revision: equal on masters that hold identical state."""
-    h = hashlib.sha256(str(state.revision).encode())
-    for kind in sorted(state.objects):
-        for key in sorted(state.objects[kind]):
-            h.update(key.encode())
-            h.update(json.dumps(state.objects[kind][key], sort_keys=True).encode())
+    return digest_of(state.revision, snapshot(state))
+
+
+def snapshot(state: State) -> list[tuple[str, Obj]]:
+    """Every stored object with its key, in digest order. Objects are replaced, never changed in
+    place, so the list may be hashed after the state has moved on."""
+    return [
+        (key, state.objects[kind][key])
+        for kind in sorted(state.objects)
+        for key in sorted(state.objects[kind])
+    ]
+
+
+def digest_of(revision: int, objects: list[tuple[str, Obj]]) -> str:
+    h = hashlib.sha256(str(revision).encode())
+    for key, obj in objects:
+        h.update(key.encode())
+        h.update(json.dumps(obj, sort_keys=True).encode())
     return h.hexdigest()[:16]

@@ -193,6 +193,10 @@ class Writer:
             commands.heartbeat(node, node_status=node_status, pods=pods, now=time.time(), rid=rid)
         )
 
+    async def renew(self, beats: dict[str, float]) -> None:
+        """Nodes' liveness, batched (commands.renew): node name -> when its agent was last heard."""
+        await self._propose(commands.renew(beats))
+
     async def lease(self, holder: str, term: int, duration: float) -> Obj:
         """Take or renew the controllers' lease for `holder` in Raft term `term`; returns the lease
         as stored (another holder's, when this one lost). Waits at most half the lease."""

@@ -12,6 +12,7 @@ mappings) and finishes graceful deletions.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import random
 import string
@@ -77,6 +78,13 @@ class FakeCluster:
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.objects.get((kind, namespace, name))
+
+    def pods_on_node(self, node: str) -> builtins.list[Obj]:
+        return [p for p in self.list("Pod") if p.get("spec", {}).get("nodeName") == node]
+
+    def heartbeats(self) -> dict[str, float]:
+        """None apart from the nodes: a fake node's heartbeat is its Ready condition's lastHeartbeatTime."""
+        return {}
 
     def subscribe(self, handler: Callable[[str, Obj], None]) -> Callable[[], None]:
         self._handlers.append(handler)
@@ -239,6 +247,12 @@ class LeasedCluster:
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.cluster.get(kind, namespace, name)
+
+    def pods_on_node(self, node: str) -> builtins.list[Obj]:
+        return self.cluster.pods_on_node(node)
+
+    def heartbeats(self) -> dict[str, float]:
+        return self.cluster.heartbeats()
 
     def subscribe(self, handler: Callable[[str, Obj], None]) -> Callable[[], None]:
         return self.cluster.subscribe(handler)

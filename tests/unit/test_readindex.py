@@ -141,7 +141,8 @@ def test_a_follower_acks_only_its_own_terms_probes_and_then_refuses_votes(monkey
     reads.on_message("a", {"type": PROBE, "term": 3, "seq": 2})
     assert raft.take() == [("a", {"type": PROBE_ACK, "term": 3, "seq": 2})]
     assert reads.refuses_vote()  # heard from the leader just now
-    assert raft._SyncObj__raftElectionDeadline > 0  # and no election of its own for a while
+    # and no election of its own for a while, on PySyncObj's clock (not time.monotonic's)
+    assert raft._SyncObj__raftElectionDeadline >= readindex.raft_clock() + 0.39
     now = readindex.time.monotonic()
     monkeypatch.setattr(readindex.time, "monotonic", lambda: now + 0.5)
     assert not reads.refuses_vote()

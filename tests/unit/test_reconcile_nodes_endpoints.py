@@ -232,3 +232,20 @@ def test_endpoints_of_deleted_service_are_deleted_and_selectorless_left_alone() 
     ep = {"kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"}, "subsets": []}
     assert reconcile_endpoints(None, [], ep) == [Delete("Endpoints", "default", "web")]
     assert reconcile_endpoints(service(selector={}), [pod("a", mappings=mapping(1))], ep) == []
+
+
+def test_the_stores_heartbeats_count_over_the_nodes_own_stamp() -> None:
+    # The Node says its last heartbeat was T0; the store's batched liveness says T0 + 10.
+    assert (
+        reconcile_nodes([node()], [pod("a")], T0 + 11, grace=3.0, toleration=2.0, beats={"w1": T0 + 10}) == []
+    )
+    # Silent by the store's time too: judged from it, not from the Node's older stamp.
+    actions = reconcile_nodes(
+        [node()], [pod("a")], T0 + 13.5, grace=3.0, toleration=2.0, beats={"w1": T0 + 10}
+    )
+    assert kinds(actions) == [
+        "patch-status Node/w1",
+        "emit NodeNotReady",
+        "patch Node/w1",
+        "patch-status Pod/a",
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import scheduling
 from orchestrator.scheduling import (
     INSUFFICIENT_CPU,
     INSUFFICIENT_MEMORY,
@@ -221,3 +222,26 @@ def test_static_verdicts_are_shared_only_by_pods_of_the_same_shape() -> None:
         "0/4 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector, "
         "1 node(s) were not ready."
     )
+
+
+def test_feasible_nodes_to_find_follows_kubernetes_adaptive_percentage() -> None:
+    assert [scheduling.feasible_nodes_to_find(n) for n in (5, 99, 100, 1000, 5000, 10_000)] == [
+        5, 99, 100, 420, 500, 500,
+    ]  # fmt: skip
+
+
+def test_a_large_cluster_scores_a_share_of_its_nodes_and_every_node_gets_its_turn() -> None:
+    nodes = [node(f"n{i:04d}") for i in range(1000)]
+    infos = scheduling.node_infos(nodes, [])
+    first = scheduling.choose(pod("p"), infos, {}, start=0)
+    assert first.examined == 420 and first.node_name is not None
+    chosen: set[str | None] = set()
+    start = 0
+    for i in range(20):
+        choice = scheduling.choose(pod(f"p{i}"), infos, {}, start)
+        chosen.add(choice.node_name)
+        start += choice.examined
+    # Round the nodes from where the last search stopped: placements spread over the whole cluster.
+    assert len(chosen) > 1 and any(
+        name and name >= "n0500" for name in chosen
+    )  # from start 0 alone: n0000 only

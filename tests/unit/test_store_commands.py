@@ -31,6 +31,7 @@ def test_every_op_the_store_applies_has_a_constructor() -> None:
         c.heartbeat("n", node_status=None, pods=[], now=1.0, rid="r")["op"],
         c.lease("m1", 1, now=1.0, duration=3.0)["op"],
         c.barrier()["op"],
+        c.renew({"n": 1.0})["op"],
     }
     assert built == set(st._HANDLERS)
 
@@ -122,3 +123,28 @@ def test_a_reused_request_id_with_another_body_is_refused() -> None:
     )
     assert st.apply(s, reused)[1] == "INVALID_ARGUMENT"
     assert s.revision == revision and s.get("ConfigMap", "default", "b") is None
+
+
+def test_a_renewal_records_liveness_without_a_new_revision_and_readies_a_node_that_was_not() -> None:
+    s = st.State()
+    st.apply(s, c.register_node(node("n1"), uid="u1", now=20.0, rid="r1"))
+    st.apply(s, c.register_node(node("n2"), uid="u2", now=20.0, rid="r2"))
+    revision = s.revision
+    assert st.apply(s, c.renew({"n1": 25.0, "n2": 26.0, "gone": 27.0}))[0] == "ok"
+    assert s.heartbeats == {"n1": 25.0, "n2": 26.0}  # a node that does not exist is not recorded
+    assert s.revision == revision  # liveness alone changes no object: no watch event
+    st.apply(s, c.renew({"n1": 24.0}))  # a renewal held by a partitioned master, committed late
+    assert s.heartbeats["n1"] == 25.0
+
+    stale = s.get("Node", "", "n2")
+    assert stale is not None
+    unknown = [{**cond, "status": "Unknown"} for cond in stale["status"]["conditions"]]
+    st.apply(
+        s, c.patch("Node", "", "n2", {"status": {"conditions": unknown}}, status=True, now=30.0, rid="r3")
+    )
+    revision = s.revision
+    st.apply(s, c.renew({"n2": 31.0}))
+    renewed = s.get("Node", "", "n2")
+    assert renewed is not None
+    (ready,) = [x for x in renewed["status"]["conditions"] if x["type"] == "Ready"]
+    assert ready["status"] == "True" and s.revision == revision + 1
