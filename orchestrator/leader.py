@@ -53,6 +53,9 @@ class LocalCluster:
         pods, _ = self.store.pods_on_node(node)
         return pods
 
+    def pods_controlled_by(self, namespace: str, kind: str, name: str) -> builtins.list[Obj]:
+        return self.store.pods_controlled_by(namespace, kind, name)
+
     def heartbeats(self) -> dict[str, float]:
         return self.store.heartbeats()
 

@@ -50,6 +50,10 @@ class Cluster(Protocol):
         """The pods bound to `node` (an index: no scan of every pod)."""
         ...
 
+    def pods_controlled_by(self, namespace: str, kind: str, name: str) -> builtins.list[Obj]:
+        """The pods whose controller ownerReference names kind/name (any uid; an index)."""
+        ...
+
     def heartbeats(self) -> dict[str, float]:
         """Each node's latest heartbeat, seconds since the epoch. Kept apart from the Node objects
         (as Kubernetes keeps them in Lease objects), so that heartbeats do not churn Node watches."""

@@ -489,4 +489,10 @@ class DeploymentController(ControllerActor):
         replica_sets = self.cluster.list("ReplicaSet", ns)
         if d is None:
             return orphaned_replica_sets(ns, name, replica_sets)
-        return reconcile_deployment(d, replica_sets, self.cluster.list("Pod", ns), self.cluster.now())
+        pods = [
+            p
+            for rs in replica_sets
+            if owned_by(rs, d)
+            for p in self.cluster.pods_controlled_by(ns, "ReplicaSet", model.name_of(rs))
+        ]
+        return reconcile_deployment(d, replica_sets, pods, self.cluster.now())

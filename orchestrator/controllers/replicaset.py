@@ -230,7 +230,7 @@ class ReplicaSetController(ControllerActor):
     def reconcile(self, key: str) -> list[Action]:
         ns, name = split_key(key)
         rs = self.cluster.get("ReplicaSet", ns, name)
-        pods = self.cluster.list("Pod", ns)
+        pods = self.cluster.pods_controlled_by(ns, "ReplicaSet", name)  # an index: no scan of all pods
         if rs is None:
             self.expectations.clear(key)
             return orphaned_pods(ns, name, pods)

@@ -494,6 +494,15 @@ class Store:
             items = [pods[k] for k in s.pods_by_node.get(node, {}) if k in pods]
             return items, s.revision
 
+    def pods_controlled_by(self, namespace: str, kind: str, name: str) -> builtins.list[Obj]:
+        """The pods whose controller ownerReference names kind/name in namespace (any uid)."""
+        with self._replica._lock:
+            s = self._replica.state
+            pods = s.objects.get("Pod", {})
+            return [
+                pods[k] for k in s.pods_by_owner.get(st.owner_key(namespace, kind, name), {}) if k in pods
+            ]
+
     def events_after(self, revision: int) -> builtins.list[st.Event]:
         """Events with a revision > `revision`. Raises errors.TooOld if history no longer has them."""
         with self._replica._lock:

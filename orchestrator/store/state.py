@@ -62,6 +62,16 @@ class State:
     lease: Lease = field(default_factory=Lease)
     heartbeats: dict[str, float] = field(default_factory=dict)  # node name -> last heartbeat time
     pods_by_node: dict[str, dict[str, None]] = field(default_factory=dict)  # node -> pod keys (ordered)
+    # "namespace/Kind/name" of a controller (its ownerReference) -> pod keys, ordered
+    pods_by_owner: dict[str, dict[str, None]] = field(default_factory=dict)
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        """Unpickling a snapshot: one written before an index existed gets it built."""
+        self.__dict__.update(data)
+        if "pods_by_owner" not in data:
+            self.pods_by_owner = {}
+            for key, pod in self.objects.get("Pod", {}).items():
+                _index_pod(self, key, None, pod)
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.objects.get(kind, {}).get(key_of(kind, namespace, name))
@@ -77,6 +87,7 @@ class State:
             lease=self.lease,
             heartbeats=dict(self.heartbeats),
             pods_by_node={node: dict(keys) for node, keys in self.pods_by_node.items()},
+            pods_by_owner={owner: dict(keys) for owner, keys in self.pods_by_owner.items()},
         )
 
     def first_revision(self) -> int:
@@ -167,13 +178,35 @@ def _emit(state: State, etype: str, obj: Obj) -> Obj:
     return obj
 
 
+def owner_key(namespace: str, kind: str, name: str) -> str:
+    return f"{namespace}/{kind}/{name}"
+
+
+def _owner_of(pod: Obj) -> str | None:
+    for ref in pod.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return owner_key(pod["metadata"].get("namespace", ""), ref.get("kind", ""), ref.get("name", ""))
+    return None
+
+
 def _index_pod(state: State, key: str, prev: Obj | None, pod: Obj | None) -> None:
-    if prev is not None:
-        state.pods_by_node.get(prev.get("spec", {}).get("nodeName", ""), {}).pop(key, None)
-    if pod is not None:
-        node = pod.get("spec", {}).get("nodeName")
-        if node:
-            state.pods_by_node.setdefault(node, {})[key] = None
+    """Keep the indexes of pods by node and by controller (emptied entries are dropped)."""
+    for index, of in ((state.pods_by_node, _node_of), (state.pods_by_owner, _owner_of)):
+        old = of(prev) if prev is not None else None
+        new = of(pod) if pod is not None else None
+        if old == new:
+            continue
+        if old is not None:
+            keys = index.get(old, {})
+            keys.pop(key, None)
+            if not keys:
+                index.pop(old, None)
+        if new is not None:
+            index.setdefault(new, {})[key] = None
+
+
+def _node_of(pod: Obj) -> str | None:
+    return pod.get("spec", {}).get("nodeName") or None
 
 
 def _existing(state: State, obj: Obj) -> Obj | None:

@@ -82,6 +82,14 @@ class FakeCluster:
     def pods_on_node(self, node: str) -> builtins.list[Obj]:
         return [p for p in self.list("Pod") if p.get("spec", {}).get("nodeName") == node]
 
+    def pods_controlled_by(self, namespace: str, kind: str, name: str) -> builtins.list[Obj]:
+        return [
+            p
+            for p in self.list("Pod", namespace)
+            if (ref := model.controller_of(p)) is not None
+            and (ref.get("kind"), ref.get("name")) == (kind, name)
+        ]
+
     def heartbeats(self) -> dict[str, float]:
         """None apart from the nodes: a fake node's heartbeat is its Ready condition's lastHeartbeatTime."""
         return {}
@@ -250,6 +258,9 @@ class LeasedCluster:
 
     def pods_on_node(self, node: str) -> builtins.list[Obj]:
         return self.cluster.pods_on_node(node)
+
+    def pods_controlled_by(self, namespace: str, kind: str, name: str) -> builtins.list[Obj]:
+        return self.cluster.pods_controlled_by(namespace, kind, name)
 
     def heartbeats(self) -> dict[str, float]:
         return self.cluster.heartbeats()

@@ -112,7 +112,7 @@ def test_bound_pod_delete_is_graceful_then_agent_confirms() -> None:
         },
     )
     assert s.get("Pod", "default", "p") is None
-    assert s.pods_by_node["w1"] == {}
+    assert "w1" not in s.pods_by_node  # the index holds no emptied entries
 
 
 def test_unbound_or_forced_pod_delete_is_immediate() -> None:
@@ -244,3 +244,26 @@ def test_same_commands_give_same_digest_and_results(cmds: list[dict]) -> None:
         else:
             replay[ev.key] = ev.obj
     assert replay == a.objects.get("ConfigMap", {})
+
+
+def test_pods_are_indexed_by_their_controller_and_a_snapshot_without_the_index_builds_it() -> None:
+    import pickle
+
+    s = st.State()
+    for name, owner in (("a", "rs1"), ("b", "rs1"), ("c", "rs2")):
+        p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}}
+        p["metadata"]["ownerReferences"] = [
+            {"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": True}
+        ]
+        p["spec"] = {"containers": [{"name": "c", "image": "i"}]}
+        st.apply(s, {"op": "create", "obj": p, "uid": f"u-{name}", "now": 1.0, "rid": name})
+    assert s.pods_by_owner == {"default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None},
+                               "default/ReplicaSet/rs2": {"Pod/default/c": None}}  # fmt: skip
+    st.apply(s, {"op": "delete", "kind": "Pod", "namespace": "default", "name": "c", "resource_version": "",
+                 "force": True, "grace": None, "now": 2.0, "rid": "d"})  # fmt: skip
+    assert "default/ReplicaSet/rs2" not in s.pods_by_owner
+    old = s.__dict__.copy()
+    del old["pods_by_owner"]  # as pickled before the index existed
+    restored = pickle.loads(pickle.dumps(s))
+    restored.__setstate__(old)
+    assert restored.pods_by_owner == {"default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None}}
