@@ -47,6 +47,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
         self._beats: dict[str, float] = {}  # node name -> when heard, not yet renewed through Raft
         self._renewer: asyncio.Task[None] | None = None
+        self._encodings: dict[str, tuple[str, bytes]] = {}  # pod uid -> (resourceVersion, its JSON)
         store.subscribe(self._on_change)
 
     @property
@@ -56,6 +57,8 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
     def _on_change(self, etype: str, obj: Obj) -> None:
         if obj.get("kind") != "Pod":
             return
+        if etype == "DELETED":
+            self._encodings.pop(obj["metadata"].get("uid", ""), None)
         node = obj.get("spec", {}).get("nodeName")
         event = self._dirty.get(node) if node else None
         if event is not None:
@@ -178,15 +181,16 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             dirty.clear()
             await asyncio.sleep(ASSIGNMENT_COALESCE)  # coalesce a burst of bindings into one message
             pods, rev = self.store.pods_on_node(name)
-            # The agent acts on spec and deletion, not on the status it reported itself; readiness is
-            # included so that the agent sees (and corrects) another writer marking its pods not Ready.
+            # The agent acts on spec and deletion, not on the status it reported itself; a Ready
+            # condition that is not True is included so that the agent sees (and corrects) another
+            # writer marking its pods not Ready (its own Ready reports cause no new assignment).
             versions = tuple(
                 sorted(
                     (
                         p["metadata"]["uid"],
                         p["metadata"].get("generation", 0),
                         p["metadata"].get("deletionTimestamp", ""),
-                        _ready(p),
+                        _ready(p) not in ("True", ""),
                     )
                     for p in pods
                 )
@@ -197,11 +201,22 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             await out.put(
                 api.MasterMessage(
                     assignment=api.PodAssignment(
-                        pods=[json.dumps(p).encode() for p in pods], resource_version=str(rev)
+                        pods=[self._encoded(p) for p in pods], resource_version=str(rev)
                     )
                 )
             )
         raise _StreamEnded  # another stream for this node replaced this one
+
+    def _encoded(self, pod: Obj) -> bytes:
+        """A pod's JSON, encoded once per version: a node's assignment is its whole set of pods,
+        sent again at each change, so without this each pod was encoded once per later change."""
+        meta = pod["metadata"]
+        version = meta.get("resourceVersion", "")
+        cached = self._encodings.get(meta["uid"])
+        if cached is None or cached[0] != version:
+            cached = (version, json.dumps(pod).encode())
+            self._encodings[meta["uid"]] = cached
+        return cached[1]
 
     async def _write(self, context: Any, out: asyncio.Queue) -> None:
         while True:

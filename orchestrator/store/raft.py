@@ -204,16 +204,27 @@ def _read_before_electing(self: SyncObj, timeToWait: float = 0.0) -> None:  # no
     leader's appends still waiting in its socket, and its vote request deposed a healthy leader: 14
     elections in one scale run. Reading first lets those appends push the deadline back.
     """
+    now = raft_clock()
+    gap = now - _last_tick.get(self, now)
+    if gap > _STALL_WARNING:
+        log.warning("raft tick began %.2fs after the previous one (a long tick, or a starved thread)", gap)
+    state = self._SyncObj__raftState
     if (
-        self._SyncObj__raftState != _RAFT_STATE.LEADER
-        and self._SyncObj__raftElectionDeadline < raft_clock()
+        state != _RAFT_STATE.LEADER
+        and self._SyncObj__raftElectionDeadline < now
         and self._SyncObj__transport.ready
     ):
         self._poller.poll(0)
+    _last_tick[self] = now
     _on_tick(self, timeToWait)
+    if state == _RAFT_STATE.FOLLOWER and self._SyncObj__raftState == _RAFT_STATE.CANDIDATE:
+        log.warning("raft: no append from the leader within the election timeout; election for term %d",
+                    self.raftCurrentTerm)  # fmt: skip
 
 
 SyncObj._onTick = _read_before_electing
+_last_tick: weakref.WeakKeyDictionary[SyncObj, float] = weakref.WeakKeyDictionary()
+_STALL_WARNING = 0.2  # seconds between ticks worth a warning: half the minimum election timeout
 _read_indexes: weakref.WeakKeyDictionary[SyncObj, readindex.ReadIndex] = weakref.WeakKeyDictionary()
 
 
