@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -251,11 +252,13 @@ def test_pods_are_indexed_by_their_controller_and_a_snapshot_without_the_index_b
 
     s = st.State()
     for name, owner in (("a", "rs1"), ("b", "rs1"), ("c", "rs2")):
-        p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}}
-        p["metadata"]["ownerReferences"] = [
-            {"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": True}
-        ]
-        p["spec"] = {"containers": [{"name": "c", "image": "i"}]}
+        ref = {"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": True}
+        p: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "ownerReferences": [ref]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        }
         st.apply(s, {"op": "create", "obj": p, "uid": f"u-{name}", "now": 1.0, "rid": name})
     assert s.pods_by_owner == {"default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None},
                                "default/ReplicaSet/rs2": {"Pod/default/c": None}}  # fmt: skip
@@ -266,4 +269,6 @@ def test_pods_are_indexed_by_their_controller_and_a_snapshot_without_the_index_b
     del old["pods_by_owner"]  # as pickled before the index existed
     restored = pickle.loads(pickle.dumps(s))
     restored.__setstate__(old)
-    assert restored.pods_by_owner == {"default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None}}
+    assert restored.pods_by_owner == {
+        "default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None}
+    }
