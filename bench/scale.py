@@ -208,11 +208,18 @@ async def measure(
                 raise RuntimeError(f"only {ready}/{NODES} hollow nodes Ready after 90 s")
             await asyncio.sleep(0.2)
         figures["nodes_ready_s"] = time.monotonic() - t0
+        print(
+            f"scale: {NODES} nodes Ready in {figures['nodes_ready_s']:.1f} s; idle for {IDLE_SAMPLE:.0f} s",
+            flush=True,
+        )
 
         await asyncio.sleep(5)  # registration writes settle
         figures["idle_master_cores"] = await idle_cores([r["pid"] for r in master_recs])
         before = await raft_view(api, masters)
         figures["raft_term_before"] = max(v.term for v in before if v is not None)
+        print(
+            f"scale: idle masters {figures['idle_master_cores']:.2f} cores; scaling to {REPLICAS}", flush=True
+        )
 
         probe = Probe(conf, "hollow-0-0", tmp / "probe.json")
         try:

@@ -11,6 +11,7 @@ Channels must be created inside the running event loop (grpc.aio); create the cl
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import uuid
@@ -52,6 +53,9 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
 ]
 
+
+# Items a list reads per call (kubectl's default --chunk-size, client-go's reflector's page size).
+LIST_PAGE = 500
 
 _STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
 # Stream failures a retry cannot fix.
@@ -394,19 +398,68 @@ class ApiClient:
         resource_version: str = "",
     ) -> tuple[list[Obj], str]:
         """(items, resourceVersion) — watch from that revision to miss nothing. Linearizable unless
-        `resource_version="0"` (the master's replica at once, possibly stale)."""
-        reply = await self._call(
-            "List",
-            _request(
-                api.ListRequest,
-                kind=kind,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                resource_version=resource_version,
-            ),
-        )
-        return [json.loads(i) for i in reply.items], reply.resource_version
+        `resource_version="0"` (the master's replica at once, possibly stale).
+
+        Read in pages of LIST_PAGE items, one call each. A list of more than one page is not one
+        snapshot: each page is read from the state current when it is served (see
+        orchestrator.store.paging), and the revision is the first page's, so a watch from it misses
+        nothing (it may repeat a change a later page already showed)."""
+        items: list[Obj] = []
+        revision = ""
+        async for page, rv in self._pages(
+            kind, namespace, label_selector, field_selector, LIST_PAGE, resource_version
+        ):
+            items += page
+            revision = revision or rv
+        return items, revision
+
+    async def list_pages(
+        self,
+        kind: str,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        *,
+        limit: int = LIST_PAGE,
+        resource_version: str = "",
+    ) -> AsyncIterator[builtins.list[Obj]]:
+        """The items of a list, page by page: at most `limit` a page (0 = all in one), sorted by
+        namespace/name, each page one call (with its own timeout and failover) that continues after
+        the last. Consistency as `list`'s."""
+        async for page, _ in self._pages(
+            kind, namespace, label_selector, field_selector, limit, resource_version
+        ):
+            yield page
+
+    async def _pages(
+        self,
+        kind: str,
+        namespace: str,
+        label_selector: str,
+        field_selector: str,
+        limit: int,
+        resource_version: str,
+    ) -> AsyncIterator[tuple[builtins.list[Obj], str]]:
+        """(items, resourceVersion) of each page, following the continue tokens to the end."""
+        token = ""
+        while True:
+            reply = await self._call(
+                "List",
+                _request(
+                    api.ListRequest,
+                    kind=kind,
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    resource_version=resource_version,
+                    limit=limit,
+                    continue_token=token,
+                ),
+            )
+            yield [json.loads(i) for i in reply.items], reply.resource_version
+            token = reply.continue_token
+            if not token:
+                return
 
     async def status(self, address: str, timeout: float = 2.0) -> api.MasterStatus:
         """One master's own view of the Raft cluster (no failover: it asks that master)."""

@@ -22,6 +22,7 @@ from orchestrator.api.status import ANSWERED, guard, guard_stream, internal, sta
 from orchestrator.api.wire import decode, encode
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator, Identity
+from orchestrator.store import paging
 from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
@@ -279,9 +280,16 @@ class ApiServicer(api_grpc.ApiServicer):
     async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
         kind = _kind(request.kind)
         keep = Filter(kind, request.namespace, request.label_selector, request.field_selector)
+        after = paging.after_of(request.continue_token)
         await fresh(self.store, request.resource_version)
         items, rev = self.store.list(kind)
-        return api.ListReply(items=[encode(o) for o in items if keep(o)], resource_version=str(rev))
+        selected, token, remaining = paging.select(items, keep, after, request.limit, rev)
+        return api.ListReply(
+            items=[encode(o) for o in selected],
+            resource_version=str(rev),
+            continue_token=token,
+            remaining_item_count=remaining,
+        )
 
     @guard_stream("read")
     async def Watch(self, request: api.WatchRequest, context: Any) -> AsyncIterator[api.WatchEvent]:

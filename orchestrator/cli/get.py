@@ -9,6 +9,7 @@ from orchestrator.cli import describe as desc
 from orchestrator.cli import printers
 from orchestrator.cli.common import CliError, Ctx, Obj, get_object, ns_for, parse_targets, read_at
 from orchestrator.cli.parser import Subcommands, UsageError, all_namespaces_flag
+from orchestrator.client import LIST_PAGE
 from orchestrator.model import KINDS, name_of, namespace_of
 
 
@@ -49,13 +50,15 @@ async def cmd_get(ctx: Ctx) -> int:
                     ctx.warn(f"Error from server (NotFound): {e}")
                     rc = 1
         else:
-            objs, _ = await ctx.client.list(
+            async for page in ctx.client.list_pages(
                 kind,
                 ns_for(ctx, kind),
                 a.selector or "",
                 a.field_selector or "",
+                limit=a.chunk_size,
                 resource_version=read_at(ctx),
-            )
+            ):
+                objs += page
         fetched.append((kind, objs))
     everything = [o for _, objs in fetched for o in objs]
     if a.output == "yaml":
@@ -191,6 +194,8 @@ async def cmd_describe(ctx: Ctx) -> int:
 def _require_a_type(args: argparse.Namespace) -> None:
     if not args.resources:
         raise UsageError("you must specify the type of resource to get, e.g. 'skiff get pods'")
+    if args.chunk_size < 0:
+        raise UsageError(f"--chunk-size: {args.chunk_size} must not be negative (0 = one list)")
 
 
 def register(sub: Subcommands) -> None:
@@ -205,6 +210,12 @@ def register(sub: Subcommands) -> None:
         choices=["", "0"],
         default="",
         help='"0": read this master\'s replica at once, possibly stale (default: a linearizable read)',
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=LIST_PAGE,
+        help=f"list in pages of this many items, as kubectl does (default {LIST_PAGE}; 0 = one list)",
     )
     p.add_argument("--show-labels", action="store_true")
     p.add_argument("--no-headers", action="store_true")

@@ -11,9 +11,7 @@ server turns them into `Status` objects.
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
-import json
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from orchestrator.auth import Authenticator
 from orchestrator.kubeapi import bodies, convert, patch, slices
 from orchestrator.kubeapi.resources import Resource
 from orchestrator.kubeapi.routes import Target
+from orchestrator.store import paging
 from orchestrator.store.admission import Admission
 from orchestrator.store.query import Filter
 from orchestrator.store.raft import Store
@@ -100,26 +99,6 @@ def as_table(
         doc["columnDefinitions"] = []
     doc["metadata"] = {"resourceVersion": str(revision)} if revision is not None else {}
     return doc
-
-
-def _continue_token(after: str, revision: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after, "rv": revision}).encode()).decode()
-
-
-def _after_of(token: str) -> str:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after = data["after"]
-        if not isinstance(after, str):
-            raise TypeError
-        return after
-    except (ValueError, TypeError, KeyError):
-        raise errors.Invalid(f"continue: {token!r} is not a continue token this server issued") from None
-
-
-def _key(obj: Obj) -> str:
-    meta = obj["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
 
 
 def applied(media_type: str, current: Obj, body: bytes) -> Obj:
@@ -285,22 +264,20 @@ class ResourceHandlers:
 
     def list(self, target: Target, query: Query, want_table: bool) -> Answer:
         r = target.resource
+        after = paging.after_of(query.get("continue"))
+        limit = query.integer("limit") or 0
         if r.kind == "EndpointSlice":
-            selected, revision = self._slices(target, query)
-            selected.sort(key=_key)
+            slices, revision = self._slices(target, query)
+            selected, token, remaining = paging.select(slices, lambda _: True, after, limit, revision)
         else:
-            keep = self._filter(target, query)
             items, revision = self.store.list(r.kind)
-            selected = sorted((o for o in items if keep(o)), key=_key)
-        after = _after_of(query.get("continue")) if query.get("continue") else ""
-        if after:
-            selected = [o for o in selected if _key(o) > after]
-        limit = query.integer("limit")
+            selected, token, remaining = paging.select(
+                items, self._filter(target, query), after, limit, revision
+            )
         meta: Obj = {"resourceVersion": str(revision)}
-        if limit is not None and 0 < limit < len(selected):
-            meta["continue"] = _continue_token(_key(selected[limit - 1]), revision)
-            meta["remainingItemCount"] = len(selected) - limit
-            selected = selected[:limit]
+        if token:
+            meta["continue"] = token
+            meta["remainingItemCount"] = remaining
         if want_table:
             doc = as_table(r, selected, self.clock(), revision, ingress_address=self.ingress_address)
             doc["metadata"] = meta
@@ -331,7 +308,7 @@ class ResourceHandlers:
             if start == "":
                 await self.store.read_barrier()  # the initial list is a consistent read
             items, revision = self.store.list(r.kind)
-            initial = tuple(sorted((o for o in items if keep(o)), key=_key))
+            initial = tuple(sorted((o for o in items if keep(o)), key=paging.key))
         else:
             revision = parse_revision(start)
             await caught_up(self.store, revision)
@@ -448,7 +425,7 @@ class ResourceHandlers:
     async def delete_collection(self, target: Target, body: Obj | None, query: Query) -> Answer:
         keep = self._filter(target, query)
         items, _ = self.store.list(target.resource.kind)
-        for obj in sorted((o for o in items if keep(o)), key=_key):
+        for obj in sorted((o for o in items if keep(o)), key=paging.key):
             meta = obj["metadata"]
             sub = Target(target.resource, meta.get("namespace", ""), meta["name"])
             try:
