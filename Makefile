@@ -35,7 +35,7 @@ install: $(STAMP) $(GEN)
 # Every outside program that the tests, benchmarks, demo and chaos run, as program:Debian-package
 # (kubectl comes with this kind of machine: the image installs the gcloud kubectl 1.32 dispatcher).
 # tests/unit/test_tools_listed.py fails when a test, bench or chaos module calls a program not named here.
-TOOLS := wrk:wrk haproxy:haproxy iptables:iptables ip:iproute2 curl:curl timeout:coreutils kubectl:kubectl
+TOOLS := wrk:wrk haproxy:haproxy iptables:iptables ip:iproute2 curl:curl timeout:coreutils nice:coreutils kubectl:kubectl
 
 # Installs the missing ones with one apt-get run; says nothing when none is missing.
 tools:

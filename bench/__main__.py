@@ -12,7 +12,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Each module has run() -> dict of figures.
-SUITES = ["api", "rest", "pods", "scheduler", "proxy"]
+SUITES = ["api", "rest", "pods", "scheduler", "proxy", "scale"]
 
 
 def main() -> None:

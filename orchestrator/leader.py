@@ -72,6 +72,12 @@ class LocalCluster:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
+            except errors.Precondition as e:
+                lease = self.store.lease()
+                if (lease.holder, lease.term) != self.writer.fence:
+                    # The store refused the write for its fence: the controllers must stop acting.
+                    raise errors.Fenced(str(e)) from None
+                raise
 
     async def create(self, obj: Obj) -> Obj:
         return await self._retry(lambda rid: self.writer.create(obj, rid))

@@ -96,6 +96,10 @@ def _wanted_taints(node: Obj, ready: bool, status: str, now: float) -> list[Obj]
     return taints
 
 
+def _has_our_taint(node: Obj) -> bool:
+    return any(t.get("key") in (UNREACHABLE, NOT_READY) for t in node.get("spec", {}).get("taints") or [])
+
+
 def _not_ready_patch(pod: Obj, now: float) -> Obj:
     conditions = []
     for c in pod.get("status", {}).get("conditions") or []:
@@ -137,6 +141,8 @@ def reconcile_nodes(
             actions.append(Emit.about(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady"))
             status = "Unknown"
         ready = status == "True" and silence <= grace
+        if ready and not _has_our_taint(node):
+            continue  # the common case, and nothing to do: no taint to add or remove, no pod to move
         taints = _wanted_taints(node, ready, status, now)
         if taints != (node.get("spec", {}).get("taints") or []):
             log.info("node=%s taints=%s", name, [t["key"] for t in taints])

@@ -90,3 +90,27 @@ async def test_compaction_writes_a_snapshot_and_a_restart_restores_it(
         assert all(again.get("ConfigMap", "default", f"cm-{i}") is not None for i in range(WRITES))
     finally:
         again.destroy()
+
+
+async def test_a_controller_write_under_a_lost_lease_is_fenced(tmp_path: Path) -> None:
+    """The store refuses a write whose lease is no longer held (FAILED_PRECONDITION); the controllers'
+    view turns that into errors.Fenced, on which every controller stops, instead of retrying it."""
+    from orchestrator import errors
+    from orchestrator.leader import LocalCluster
+    from orchestrator.store.writer import Writer
+
+    address = f"127.0.60.52:{free_port('127.0.60.52')}"
+    store = Store(address, [], str(tmp_path), RaftTiming())
+    try:
+        store.attach(asyncio.get_running_loop())
+        await wait_leader(store)
+        lease = await Writer(store).lease("m1", store.term, 30.0)
+        assert lease["holder"] == "m1"
+        held = LocalCluster(store, ("m1", store.term))
+        assert (await held.create(config_map(1)))["metadata"]["name"] == "cm-1"
+        lost = LocalCluster(store, ("m0", store.term))
+        with pytest.raises(errors.Fenced):
+            await lost.create(config_map(2))
+        assert store.get("ConfigMap", "default", "cm-2") is None
+    finally:
+        store.destroy()
