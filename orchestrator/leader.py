@@ -163,4 +163,8 @@ class LeaseKeeper:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         if task.done() and not task.cancelled() and task.exception() is not None:
-            log.error("controllers failed", exc_info=task.exception())
+            failure = task.exception()
+            if isinstance(failure, errors.Fenced):  # the expected end of a lost lease: one line
+                log.info("controllers stopped: %s", failure)
+            else:
+                log.error("controllers failed", exc_info=failure)
