@@ -36,7 +36,7 @@ from pysyncobj.syncobj import _RAFT_STATE
 
 from orchestrator import errors
 from orchestrator.model import key_of
-from orchestrator.store import commands, readindex
+from orchestrator.store import commands, prevote, readindex
 from orchestrator.store import state as st
 from orchestrator.store.seal import Seal
 from orchestrator.store.snapshot import Snapshots
@@ -152,6 +152,10 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
         if reads is not None:
             reads.on_message(node, message)
         return
+    if kind in prevote.TYPES:
+        if (pre := _pre_votes.get(self)) is not None:
+            pre.on_message(node, message)
+        return
     if reads is not None:
         if kind == "request_vote" and reads.refuses_vote():
             return  # leader stickiness: see store/readindex.py
@@ -202,7 +206,9 @@ def _read_before_electing(self: SyncObj, timeToWait: float = 0.0) -> None:  # no
     PySyncObj checks the deadline before it reads what arrived. A follower whose tick came late (its
     event loop held the GIL, an apply of a large batch took long) then started an election with the
     leader's appends still waiting in its socket, and its vote request deposed a healthy leader: 14
-    elections in one scale run. Reading first lets those appends push the deadline back.
+    elections in one scale run. Reading first lets those appends push the deadline back. If the
+    deadline has still passed, a pre-vote round runs first (store/prevote.py): the election proper
+    starts only once a majority would vote for this master.
     """
     now = raft_clock()
     gap = now - _last_tick.get(self, now)
@@ -215,6 +221,13 @@ def _read_before_electing(self: SyncObj, timeToWait: float = 0.0) -> None:  # no
         and self._SyncObj__transport.ready
     ):
         self._poller.poll(0)
+        pre = _pre_votes.get(self)
+        if (
+            pre is not None
+            and self._SyncObj__raftState != _RAFT_STATE.LEADER
+            and self._SyncObj__raftElectionDeadline < raft_clock()
+        ):
+            pre.may_elect()  # False: a pre-vote round instead, and the timer set again (store/prevote.py)
     _last_tick[self] = now
     _on_tick(self, timeToWait)
     if state == _RAFT_STATE.FOLLOWER and self._SyncObj__raftState == _RAFT_STATE.CANDIDATE:
@@ -226,6 +239,7 @@ SyncObj._onTick = _read_before_electing
 _last_tick: weakref.WeakKeyDictionary[SyncObj, float] = weakref.WeakKeyDictionary()
 _STALL_WARNING = 0.2  # seconds between ticks worth a warning: half the minimum election timeout
 _read_indexes: weakref.WeakKeyDictionary[SyncObj, readindex.ReadIndex] = weakref.WeakKeyDictionary()
+_pre_votes: weakref.WeakKeyDictionary[SyncObj, prevote.PreVote] = weakref.WeakKeyDictionary()
 
 
 # With a secret, every Raft message is sealed by `Seal` (AES-256-GCM, replay-checked) in place of
@@ -337,6 +351,7 @@ class Store:
         # into each snapshot, and this one reaches the transport's cipher, which does not pickle
         # (every log compaction failed with "Failed to store full dump").
         _read_indexes[self._sync] = self._reads
+        _pre_votes[self._sync] = prevote.PreVote(self._sync, self._reads.refuses_vote)
         self.address = self_address
 
     # ------------------------------------------------------------ loop bridge
