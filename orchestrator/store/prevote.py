@@ -53,6 +53,10 @@ class PreVote:
         if not others:
             return True
         sync = self._sync
+        # Its timer ran out: this master no longer knows a leader (PySyncObj forgets it only when it
+        # becomes a candidate, which a refused round never does), so it says so in its status, and
+        # a master cut off from the others ends its watches and streams as before.
+        setattr(sync, _PRIVATE + "raftLeader", None)
         self._round = sync.raftCurrentTerm + 1
         self._grants = set()
         last_term, last_index = self._log_position()

@@ -18,6 +18,7 @@ class FakeRaft:
         self._SyncObj__getCurrentLogIndex = lambda: log[1]
         self._SyncObj__generateRaftTimeout = lambda: 0.5
         self._SyncObj__raftElectionDeadline = 0.0
+        self._SyncObj__raftLeader: str | None = "a"
 
     def send(self, node: str, message: dict[str, Any]) -> None:
         self.sent.append((node, message))
@@ -37,6 +38,7 @@ def test_a_timed_out_follower_asks_first_and_elects_only_after_a_majority_grante
     assert sorted(n for n, _ in raft.sent) == ["a", "c"]
     assert all(m == ask(4, (3, 100)) for _, m in raft.sent) and raft.raftCurrentTerm == 3
     assert raft._SyncObj__raftElectionDeadline > 0  # the timer set again
+    assert raft._SyncObj__raftLeader is None  # and no leader known any more
     pre.on_message("a", {"type": PRE_VOTE_ACK, "term": 4, "granted": False})
     assert raft._SyncObj__raftElectionDeadline > 0
     pre.on_message("c", {"type": PRE_VOTE_ACK, "term": 4, "granted": True})  # itself and c: 2 of 3
