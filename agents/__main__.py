@@ -1,7 +1,7 @@
 """`python -m agents`: the worker agent (flags and wiring only).
 
     python -m agents --name worker-1 --address 127.0.2.1 --masters H:P,H:P --token-file F --state-dir D
-        (--tls-cert-file F --tls-key-file F --ca-file F | --insecure) [--port 0] [--cpu 2] [--memory 4Gi] [--max-pods 110] [--labels k=v,...] [--heartbeat 1.0]
+        (--tls-cert-file F --tls-key-file F --ca-file F | --insecure) [--port 0] [--cpu 2] [--memory 4Gi] [--max-pods 110] [--labels k=v,...] [--heartbeat 10]
         [--hollow N] [--tokens-file F] [--catalog F] [--no-isolation] [--log-level INFO]
     python -m agents cleanup --state-dir D [--grace 10]
 
@@ -20,10 +20,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agents import images
 from agents.agent import (
+    HEARTBEAT,
     AgentServicer,
     HollowRunner,
     NodeSession,
@@ -61,7 +63,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--memory", default="", help="memory capacity (default: this machine's)")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--labels", default="", help="k=v,k2=v2")
-    p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=HEARTBEAT,
+        help="seconds between heartbeats when nothing changed (liveness is the open stream)",
+    )
     p.add_argument("--hollow", type=int, default=0, help="serve N fake nodes that pretend to run pods")
     p.add_argument("--tokens-file", default="", help="also accept every token of this JSON file (logs)")
     p.add_argument("--catalog", default="", help="image catalog (default: agents/images.json)")
@@ -107,6 +114,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
     async with asyncio.TaskGroup() as tg:
         tasks = []
+        channels: dict[str, grpc.aio.Channel] = {}  # the hollow nodes' one channel per master
         if args.hollow:
             for i in range(args.hollow):
                 session = NodeSession(
@@ -115,6 +123,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
                     token,
                     tls=args.client_tls,
                     heartbeat=args.heartbeat,
+                    channels=channels,
+                    first=i,
                 )
                 session.runner = HollowRunner(session, args.address)
                 tasks.append(tg.create_task(session.run()))
@@ -156,6 +166,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         await server.stop(grace=1.0)
         for t in tasks:
             t.cancel()
+    for ch in channels.values():
+        await ch.close(grace=None)
     log.info("stopped name=%s", args.name)
 
 

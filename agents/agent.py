@@ -2,15 +2,22 @@
 
 `NodeSession` keeps one NodeGateway.Connect stream open to some master:
 - first message `register` (the Node: name, labels, capacity, addresses, daemon endpoint, isolation);
-- then a heartbeat every `heartbeat` seconds, and at once (batched for `batch_window`, 20 ms) when pod
-  statuses changed; each heartbeat carries the node status when it changed (and on a new stream) and
-  every pod status update not yet acknowledged;
+- then heartbeats: at once (batched for `batch_window`, 20 ms) when pod statuses or the node status
+  changed, carrying the node status when it changed (and on a new stream) and every pod status update
+  not yet acknowledged; with nothing to report, one every `heartbeat` seconds (10 s), to check that
+  the master still answers. The node's liveness is the open stream itself: the master renews every
+  node whose stream it holds, and HTTP/2 keepalive pings (KEEPALIVE_OPTIONS, answered by gRPC's C
+  core) end a stream whose other end stopped answering, on either side, within about two seconds;
 - the master acks heartbeat `seq` after its Raft write committed: only then is an update dropped
   (`UpdateQueue`); an error ack, a silent master (no ack after `resend_after`) or a new stream sends it
   again. Updates are idempotent (the latest status per pod);
-- `assignment` messages (every pod bound to the node) go to the runtime;
+- `assignment` messages go to the runtime: the first on a stream is every pod bound to the node, later
+  ones only what changed (`Assignment` keeps the whole set);
 - the stream is abandoned when it breaks or nothing arrived for `3 x heartbeat`; the session then
   connects to the next master in the list, without touching any container.
+
+The hollow nodes of one process (`--hollow N`) share one channel, so one HTTP/2 connection, per master
+(`channels`), as a kubelet's clients share theirs; each starts at a different master.
 """
 
 from __future__ import annotations
@@ -31,13 +38,25 @@ import grpc
 
 from orchestrator.client import CHANNEL_OPTIONS
 from orchestrator.model import format_bytes, rfc3339
-from orchestrator.transport import ClientTLS
+from orchestrator.transport import KEEPALIVE_MS, ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+HEARTBEAT = 10.0  # seconds between heartbeats when there is nothing to report
+# The stream is the node's liveness, so a connection that stopped answering must end in about two
+# seconds (the node grace is 3 s): a ping every second, one second to answer it.
+KEEPALIVE = [
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_MS),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_MS),
+]
+KEEPALIVE_OPTIONS = [
+    *((k, v) for k, v in CHANNEL_OPTIONS if k not in dict(KEEPALIVE)),
+    *KEEPALIVE,
+]
 PodRef = tuple[str, str, str]  # namespace, name, uid
 VERSION = "skiff-v0.1.0"
 
@@ -176,6 +195,13 @@ class UpdateQueue:
     def due(self, now: float) -> bool:
         return any(self._is_due(ref, v, now) for ref, (v, _) in self.pending.items())
 
+    def next_resend(self) -> float:
+        """When the earliest update in flight is due again (infinity: none is in flight)."""
+        return min(
+            (self._sent[ref][1] + self.resend_after for ref in self.pending if ref in self._sent),
+            default=float("inf"),
+        )
+
     def _is_due(self, ref: PodRef, version: int, now: float) -> bool:
         sent = self._sent.get(ref)
         return sent is None or sent[0] != version or now - sent[1] >= self.resend_after
@@ -217,6 +243,28 @@ class PodRunner(Protocol):
     def set_assignment(self, pods: list[Obj]) -> None: ...
 
 
+class Assignment:
+    """The pods bound to this node, as the master's assignments build it: a whole one replaces the
+    set; an incremental one replaces the pods it carries and drops the uids it names as removed."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, Obj] = {}  # uid -> pod, in the order the master sent them
+
+    def apply(self, msg: api.PodAssignment) -> list[Obj]:
+        """Apply one assignment message; the pods it carried (decoded)."""
+        carried = [json.loads(p) for p in msg.pods]
+        if not msg.incremental:
+            self.pods = {}
+        for uid in msg.removed:
+            self.pods.pop(uid, None)
+        for pod in carried:
+            self.pods[(pod.get("metadata") or {}).get("uid", "")] = pod
+        return carried
+
+    def all(self) -> list[Obj]:
+        return list(self.pods.values())
+
+
 class NodeSession:
     """One node's registration and stream, failing over between masters. `run()` until cancelled."""
 
@@ -227,10 +275,14 @@ class NodeSession:
         token: str,
         *,
         tls: ClientTLS,
-        heartbeat: float = 1.0,
+        heartbeat: float = HEARTBEAT,
         batch_window: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        channels: dict[str, grpc.aio.Channel] | None = None,
+        first: int = 0,
     ) -> None:
+        """`channels`: a channel per master address, shared with other sessions of this process (the
+        caller closes them); `first`: the index in `masters` of the master tried first."""
         if not masters:
             raise ValueError("no master address given")
         self.spec = spec
@@ -240,14 +292,16 @@ class NodeSession:
         self.heartbeat = heartbeat
         self.batch_window = batch_window
         self.clock = clock
-        self.queue = UpdateQueue(resend_after=max(3.0, 3 * heartbeat))
+        self.queue = UpdateQueue(resend_after=3.0)
         self.runner: PodRunner | None = None
         self.connected = asyncio.Event()
         self.current_master = ""
         self.streams = 0  # streams opened so far (for tests and logs)
         self._changed = asyncio.Event()
-        self._index = 0
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._index = first
+        self._shared = channels is not None
+        self._channels: dict[str, grpc.aio.Channel] = {} if channels is None else channels
+        self._assignment = Assignment()
         self._node_status: Obj = node_status(spec)
         self._status_sent: Obj | None = None
         self.last_assignment: list[Obj] | None = None
@@ -285,14 +339,15 @@ class NodeSession:
                 delay = 0.05 if self.clock() - started > 2 * self.heartbeat else min(delay * 2, 1.0)
                 await asyncio.sleep(delay if self._index % len(self.masters) == 0 else 0.02)
         finally:
-            channels, self._channels = self._channels, {}
-            for ch in channels.values():
-                await ch.close(grace=None)
+            if not self._shared:
+                channels, self._channels = self._channels, {}
+                for ch in channels.values():
+                    await ch.close(grace=None)
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            ch = self.tls.channel(address, CHANNEL_OPTIONS)
+            ch = self.tls.channel(address, KEEPALIVE_OPTIONS)
             self._channels[address] = ch
         return ch
 
@@ -338,20 +393,24 @@ class NodeSession:
                 if not ok:
                     self._changed.set()
             elif msg.HasField("assignment"):
-                pods = [json.loads(p) for p in msg.assignment.pods]
+                carried = self._assignment.apply(msg.assignment)
+                pods = self._assignment.all()
                 self.last_assignment = pods
                 log.debug(
-                    "assignment node=%s pods=%d rv=%s",
+                    "assignment node=%s pods=%d carried=%d removed=%d rv=%s",
                     self.spec.name,
                     len(pods),
+                    len(carried),
+                    len(msg.assignment.removed),
                     msg.assignment.resource_version,
                 )
                 if self.runner is not None:
                     self.runner.set_assignment(pods)
-                    self._resync_statuses(pods)
+                    self._resync_statuses(carried)
 
     def _resync_statuses(self, pods: list[Obj]) -> None:
-        """Re-send our status of a pod whose stored status another writer changed.
+        """Re-send our status of a pod whose stored status another writer changed (`pods`: those
+        the last assignment carried, whose stored status is current).
 
         The node lifecycle controller marks the pods of a silent node not Ready; when the node is back,
         the stored status must return to what this agent observes, though nothing changed here.
@@ -392,7 +451,8 @@ class NodeSession:
                 await call.write(api.AgentMessage(heartbeat=hb))
                 next_beat = now + self.heartbeat
             self._changed.clear()
-            wait = max(0.0, min(next_beat, last_heard[0] + silent_after + 0.01) - self.clock())
+            wake = min(next_beat, self.queue.next_resend(), last_heard[0] + silent_after + 0.01)
+            wait = max(0.0, wake - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait)
 

@@ -20,17 +20,21 @@ from orchestrator.kubeapi.server import KubeApi, serve, server_ssl_context
 from orchestrator.leader import LeaseKeeper, LocalCluster
 from orchestrator.store.admission import Admission, Limits
 from orchestrator.store.raft import RaftTiming, Store
-from orchestrator.transport import ClientTLS, ServerTLS
+from orchestrator.transport import KEEPALIVE_MS, ClientTLS, ServerTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
 log = logging.getLogger(__name__)
 
+# An agent's open stream is its node's liveness (api.gateway), so the master pings every connection
+# each KEEPALIVE_MS, also when no data flows, and ends a connection that does not answer in as long.
 SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_MS),
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_MS),  # grpc 1.85 times pings out by this (60 s unset)
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MS // 2),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),  # a List answer may be large
     ("grpc.so_reuseport", 0),

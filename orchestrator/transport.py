@@ -121,6 +121,11 @@ def client_tls(args: argparse.Namespace) -> ClientTLS:
     return ClientTLS.from_file(args.ca_file)
 
 
+# HTTP/2 keepalive of the agents' streams, on both ends (agents.agent, orchestrator.master): an open
+# stream is a node's liveness, so a peer that stopped answering is found within two of these.
+KEEPALIVE_MS = 1000
+
+
 def server(options: Options = ()) -> grpc.aio.Server:
     """A gRPC server that accepts messages of at most MAX_MESSAGE bytes (`options` may add more)."""
     return grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE), *options])

@@ -2,13 +2,21 @@
 
 Up the stream: `register` (the Node), then heartbeats carrying node status and pod status updates.
 A heartbeat that carries an update becomes one Raft write; its `seq` is acked only after that write
-committed, so an agent never believes a status is recorded that the cluster could lose. A heartbeat
-that carries nothing is liveness only: it is acked at once and noted in memory, and every
-RENEW_INTERVAL this master writes the liveness of all its nodes in one Raft entry (commands.renew),
-as Kubernetes moved node heartbeats to Lease objects. A node is then judged silent at most
-RENEW_INTERVAL (plus a commit) later than with a write per heartbeat; with the agents' 1 s beat
-that keeps a live node well inside the 3 s grace. Down the stream: the whole set of pods bound to
-the node, sent again whenever one of them changes (level-triggered, like a kubelet's pod source).
+committed, so an agent never believes a status is recorded that the cluster could lose.
+
+Liveness is the stream itself, as Kubernetes moved node heartbeats to cheap Lease objects: every
+RENEW_INTERVAL this master writes "heard now" for every node whose stream is open here, all in one
+Raft entry (commands.renew). A stream stays open while its connection is alive, and HTTP/2 keepalive
+pings (answered by gRPC's C core, every KEEPALIVE_S, see orchestrator.master.SERVER_OPTIONS) close a
+connection whose agent stopped answering; an agent that exits closes its connection at once. So an
+idle agent sends a heartbeat message only every 10 s (its own check that this master still answers),
+and 1,000 idle nodes cost the masters no Python work per node per second. A node is judged silent at
+most RENEW_INTERVAL plus a commit later than with a write per heartbeat, and, for an agent that hangs
+with its connection open, after up to two keepalive periods more.
+
+Down the stream: the pods bound to the node. The first assignment on a stream is the whole set; each
+later one carries only the pods that changed and the uids of those that left (`incremental`), so a
+node's 30th pod does not resend the 29 before it. The agent keeps the set (like a kubelet's pod source).
 """
 
 from __future__ import annotations
@@ -45,7 +53,6 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         self.auth = auth
         self.writer = Writer(store)
         self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
-        self._beats: dict[str, float] = {}  # node name -> when heard, not yet renewed through Raft
         self._renewer: asyncio.Task[None] | None = None
         self._encodings: dict[str, tuple[str, bytes]] = {}  # pod uid -> (resourceVersion, its JSON)
         store.subscribe(self._on_change)
@@ -143,8 +150,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             if not msg.HasField("heartbeat"):
                 continue
             hb = msg.heartbeat
-            if not hb.pods and not hb.node_status:  # liveness only: renewed in the next batch
-                self._beats[name] = time.time()
+            if not hb.pods and not hb.node_status:  # liveness only: the open stream is renewed anyway
                 await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq)))
                 continue
             if ident.node:  # NodeRestriction: a node reports only the pods bound to it
@@ -175,36 +181,26 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=error)))
 
     async def _send_assignments(self, name: str, dirty: asyncio.Event, out: asyncio.Queue) -> None:
-        last: tuple | None = None  # the first assignment is always sent, even when empty
+        sent: dict[str, tuple] | None = None  # uid -> the version sent; None: nothing sent yet
         while self._dirty.get(name) is dirty:
             await dirty.wait()
             dirty.clear()
             await asyncio.sleep(ASSIGNMENT_COALESCE)  # coalesce a burst of bindings into one message
             pods, rev = self.store.pods_on_node(name)
-            # The agent acts on spec and deletion, not on the status it reported itself; a Ready
-            # condition that is not True is included so that the agent sees (and corrects) another
-            # writer marking its pods not Ready (its own Ready reports cause no new assignment).
-            versions = tuple(
-                sorted(
-                    (
-                        p["metadata"]["uid"],
-                        p["metadata"].get("generation", 0),
-                        p["metadata"].get("deletionTimestamp", ""),
-                        _ready(p) not in ("True", ""),
-                    )
-                    for p in pods
+            current = {p["metadata"]["uid"]: (p, _version(p)) for p in pods}
+            if sent is None:  # the first assignment is always sent, even when empty
+                message = api.PodAssignment(pods=[self._encoded(p) for p, _ in current.values()])
+            else:
+                changed = [p for uid, (p, v) in current.items() if sent.get(uid) != v]
+                removed = [uid for uid in sent if uid not in current]
+                if not changed and not removed:
+                    continue
+                message = api.PodAssignment(
+                    pods=[self._encoded(p) for p in changed], removed=removed, incremental=True
                 )
-            )
-            if versions == last:
-                continue
-            last = versions
-            await out.put(
-                api.MasterMessage(
-                    assignment=api.PodAssignment(
-                        pods=[self._encoded(p) for p in pods], resource_version=str(rev)
-                    )
-                )
-            )
+            sent = {uid: v for uid, (_, v) in current.items()}
+            message.resource_version = str(rev)
+            await out.put(api.MasterMessage(assignment=message))
         raise _StreamEnded  # another stream for this node replaced this one
 
     def _encoded(self, pod: Obj) -> bytes:
@@ -229,19 +225,17 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                 raise _AgentGone(f"the stream closed under a write ({type(e).__name__})") from None
 
     async def _renew_forever(self) -> None:
-        """Every RENEW_INTERVAL: the liveness heard since the last renewal, in one Raft write. A
-        renewal that fails is merged into the next (the newest time per node wins)."""
+        """Every RENEW_INTERVAL: "heard now" for every node with an open stream here, in one Raft
+        write. A renewal that fails is simply the next one's to make, with a newer time."""
         while True:
             await asyncio.sleep(RENEW_INTERVAL)
-            beats, self._beats = self._beats, {}
-            if not beats:
+            if not self._dirty:
                 continue
+            now = time.time()
             try:
-                await self.writer.renew(beats)
+                await self.writer.renew(dict.fromkeys(self._dirty, now))
             except errors.SkiffError as e:
-                log.info("renewing %d nodes' liveness failed: %s; retrying", len(beats), e)
-                for node, beat in beats.items():
-                    self._beats[node] = max(beat, self._beats.get(node, 0.0))
+                log.info("renewing %d nodes' liveness failed: %s; retrying", len(self._dirty), e)
 
 
 def _may_register(ident: Identity, obj: Any) -> None:
@@ -255,6 +249,14 @@ def _may_register(ident: Identity, obj: Any) -> None:
         raise errors.PermissionDenied(
             f'node "{ident.node}" may register only the Node "{ident.node}", not {kind or "that"} {name!r}'
         )
+
+
+def _version(pod: Obj) -> tuple:
+    """What the agent acts on: spec (its generation) and deletion, not the status it reported itself;
+    a Ready condition that is not True counts, so that the agent sees (and corrects) another writer
+    marking its pods not Ready. The agent's own Ready reports cause no new assignment."""
+    meta = pod["metadata"]
+    return meta.get("generation", 0), meta.get("deletionTimestamp", ""), _ready(pod) not in ("True", "")
 
 
 def _ready(pod: Obj) -> str:

@@ -1,11 +1,13 @@
-"""The agent's pure parts: the unacked-update queue, the Node it registers, log tails."""
+"""The agent's pure parts: the unacked-update queue, the assignment it keeps, the Node it registers,
+log tails."""
 
 from __future__ import annotations
 
 import json
 
-from agents.agent import NodeSpec, UpdateQueue, build_node, parse_labels, tail
+from agents.agent import Assignment, NodeSpec, UpdateQueue, build_node, parse_labels, tail
 from orchestrator import model
+from skiffpb import api_pb2 as api
 
 REF = ("default", "p", "u1")
 REF2 = ("default", "q", "u2")
@@ -55,6 +57,44 @@ def test_silent_master_resend_and_new_stream() -> None:
     q.reset()
     sent = q.take(1, 3.6)
     assert {u.name for u in sent} == {"p", "q"} and any(u.deleted for u in sent)
+
+
+def test_next_resend_is_the_earliest_update_in_flight() -> None:
+    q = UpdateQueue(resend_after=3.0)
+    assert q.next_resend() == float("inf")
+    q.put(REF, {"phase": "Running"}, False)
+    assert q.next_resend() == float("inf")  # pending but never sent: due at once, not "again"
+    q.take(1, now=10.0)
+    q.put(REF2, {"phase": "Running"}, False)
+    q.take(2, now=11.0)
+    assert q.next_resend() == 13.0
+    q.ack(1, True)
+    assert q.next_resend() == 14.0
+
+
+def _pod(uid: str, name: str, phase: str = "") -> bytes:
+    return json.dumps({"metadata": {"uid": uid, "name": name}, "status": {"phase": phase}}).encode()
+
+
+def test_assignment_whole_then_incremental() -> None:
+    a = Assignment()
+    carried = a.apply(api.PodAssignment(pods=[_pod("u1", "a"), _pod("u2", "b")]))
+    assert [p["metadata"]["name"] for p in carried] == ["a", "b"]
+    # an incremental one replaces what it carries, adds what is new and drops what it removes
+    carried = a.apply(
+        api.PodAssignment(
+            pods=[_pod("u2", "b", "Running"), _pod("u3", "c")], removed=["u1"], incremental=True
+        )
+    )
+    assert [p["metadata"]["name"] for p in carried] == ["b", "c"]
+    assert [(p["metadata"]["name"], p["status"]["phase"]) for p in a.all()] == [("b", "Running"), ("c", "")]
+    a.apply(api.PodAssignment(removed=["no-such-uid"], incremental=True))
+    assert len(a.all()) == 2
+    # a whole one (a new stream's first) forgets everything before it
+    a.apply(api.PodAssignment(pods=[_pod("u9", "z")]))
+    assert [p["metadata"]["name"] for p in a.all()] == ["z"]
+    a.apply(api.PodAssignment())
+    assert a.all() == []
 
 
 def test_node_validates_against_schema() -> None:
