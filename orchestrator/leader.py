@@ -1,7 +1,9 @@
 """Leader-only work: the controllers' lease and the cluster view the controllers act through.
 
-The Raft leader proposes a lease (holder, Raft term, expiry) every `renew` seconds. A lease of a newer
-term always wins, so after a failover the new leader takes it at once. The controllers run only while
+The Raft leader proposes a lease (holder, Raft term, expiry) every `renew` seconds (a quarter of its
+duration: each renewal is a Raft write, so an idle cluster makes a few a second, not one per check).
+Whether this master leads is checked every `poll` seconds, and a lease of a newer term always wins,
+so after a failover the new leader takes it at once. The controllers run only while
 this master holds an unexpired lease, and every write they make carries the lease as a fence: the
 store rejects it once another master holds the lease, so two masters never act at the same time.
 """
@@ -109,16 +111,19 @@ class LeaseKeeper:
         work: Callable[[LocalCluster], Coroutine[Any, Any, None]],  # run as a task: a coroutine
         *,
         duration: float = 3.0,
-        renew: float = 0.25,
+        renew: float | None = None,  # default: a quarter of the duration
+        poll: float = 0.25,
     ) -> None:
         self.store = store
         self.writer = Writer(store)
         self.name = name
         self.work = work
         self.duration = duration
-        self.renew = renew
+        self.renew = duration / 4 if renew is None else renew
+        self.poll = poll
         self._task: asyncio.Task | None = None
         self._held_until = 0.0
+        self._renewed = float("-inf")  # when the last renewal that held was proposed
         self._term = 0
 
     @property
@@ -129,18 +134,20 @@ class LeaseKeeper:
         try:
             while True:
                 await self._tick()
-                await asyncio.sleep(self.renew)
+                await asyncio.sleep(self.poll)
         finally:
             await self._stop("shutting down")
 
     async def _tick(self) -> None:
-        if self.store.is_leader():
+        due = self._task is None or self._term != self.store.term or time.time() - self._renewed >= self.renew
+        if self.store.is_leader() and due:
             term = self.store.term
             now = time.time()
             try:
                 lease = await self.writer.lease(self.name, term, self.duration)
                 if lease["holder"] == self.name and lease["term"] == term:
                     self._held_until = now + self.duration
+                    self._renewed = now
                     if self._task is None or self._term != term:
                         await self._stop("new term")
                         self._start(term)

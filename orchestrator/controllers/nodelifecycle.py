@@ -96,6 +96,12 @@ def _wanted_taints(node: Obj, ready: bool, status: str, now: float) -> list[Obj]
     return taints
 
 
+def _healthy(node: Obj) -> bool:
+    """Ready and without the taints this controller adds: nothing to do while it is heard from."""
+    cond = ready_condition(node)
+    return cond is not None and cond.get("status") == "True" and not _has_our_taint(node)
+
+
 def _has_our_taint(node: Obj) -> bool:
     return any(t.get("key") in (UNREACHABLE, NOT_READY) for t in node.get("spec", {}).get("taints") or [])
 
@@ -196,6 +202,7 @@ class NodeLifecycleController:
         self.toleration = toleration
         self.tick = tick
         self._swept = float("-inf")  # when all pods were last read (ORPHAN_SWEEP)
+        self._fine: dict[str, Obj] = {}  # name -> the Node object last found Ready and untainted
 
     def handle(self, event_type: str, obj: Obj) -> None:
         """Nothing: the tick reads the current state."""
@@ -208,24 +215,32 @@ class NodeLifecycleController:
             await asyncio.sleep(self.tick)
 
     async def sync(self, not_before: float = 0.0) -> None:
-        """One pass. Linear in the nodes: only the pods of silent nodes are read (through the
-        store's index), except every ORPHAN_SWEEP seconds, when all pods are, to find those bound
-        to a node that no longer exists."""
+        """One pass. Linear in the nodes, with little work for a healthy one: a node that is heard
+        from and is the same object last found Ready and untainted (objects are never changed in
+        place) is skipped; only the pods of silent nodes are read (through the store's index),
+        except every ORPHAN_SWEEP seconds, when all nodes and pods are, to find pods bound to a node
+        that no longer exists."""
         now = self.cluster.now()
         beats = self.cluster.heartbeats()
         nodes = self.cluster.list("Node")
         if now - self._swept >= ORPHAN_SWEEP:
             self._swept = now
-            pods = self.cluster.list("Pod")
+            look, pods = nodes, self.cluster.list("Pod")
         else:
-            silent = [
-                model.name_of(n)
-                for n in nodes
-                if now - max(last_heartbeat(n, beats), not_before) > self.grace
-            ]
+            look, silent = [], []
+            fine, self._fine = self._fine, {}
+            for n in nodes:
+                name = n["metadata"]["name"]
+                if now - max(last_heartbeat(n, beats), not_before) > self.grace:
+                    silent.append(name)
+                    look.append(n)
+                elif fine.get(name) is n or _healthy(n):
+                    self._fine[name] = n
+                else:
+                    look.append(n)
             pods = [p for name in silent for p in self.cluster.pods_on_node(name)]
         actions = reconcile_nodes(
-            nodes, pods, now, self.grace, self.toleration, not_before=not_before, beats=beats
+            look, pods, now, self.grace, self.toleration, not_before=not_before, beats=beats
         )
         for a in actions:
             try:

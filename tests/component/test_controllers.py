@@ -460,3 +460,32 @@ async def test_event_recorder_aggregates_repeats() -> None:
     assert events["FailedScheduling"]["involvedObject"]["uid"] == "u1"
     assert events["FailedScheduling"]["metadata"]["name"].startswith("x.")
     assert events["Scheduled"]["source"] == {"component": "test"}
+
+
+async def test_node_lifecycle_looks_again_at_a_healthy_node_whose_object_changed() -> None:
+    from orchestrator.controllers.nodelifecycle import NOT_READY, NodeLifecycleController
+
+    cluster = FakeCluster()
+    kubelet = FakeKubelet(cluster, ["worker-1", "worker-2"])
+    kubelet.step()
+    lifecycle = NodeLifecycleController(cluster, EventRecorder(cluster, "node-controller"), grace=3.0)
+    await lifecycle.sync()  # the sweep: every node and pod
+    await lifecycle.sync()  # both nodes healthy: remembered, skipped from now on
+    # Another writer replaces worker-1's object with one carrying this controller's taint: the next
+    # (non-sweep) pass sees a different object, looks at it, and takes the taint off the Ready node.
+    cluster.apply_patch(
+        "Node", "", "worker-1", {"spec": {"taints": [{"key": NOT_READY, "effect": "NoSchedule"}]}}
+    )
+    await lifecycle.sync()
+    assert not (cluster.get("Node", "", "worker-1") or {})["spec"].get("taints")
+    # A node that falls silent is judged although it was found healthy before.
+    kubelet.alive.discard("worker-2")
+    cluster.clock.advance(3.5)
+    kubelet.step()
+    await lifecycle.sync()
+    assert ready_status(cluster, "worker-2") == "Unknown" and ready_status(cluster, "worker-1") == "True"
+
+
+def ready_status(cluster: FakeCluster, node: str) -> str:
+    conditions = (cluster.get("Node", "", node) or {})["status"]["conditions"]
+    return next(c["status"] for c in conditions if c["type"] == "Ready")
