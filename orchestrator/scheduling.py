@@ -80,6 +80,12 @@ class NodeInfo:
         if owner:
             self.owners[owner] += 1
 
+    def copy(self) -> NodeInfo:
+        return NodeInfo(
+            self.node, self.cpu, self.memory, self.max_pods, self.used_cpu, self.used_memory, self.pods,
+            Counter(self.owners),
+        )  # fmt: skip
+
     def remove(self, pod: Obj) -> None:
         cpu, memory = model.pod_requests(pod)
         self.used_cpu -= cpu

@@ -22,7 +22,15 @@ from typing import Any
 from orchestrator import errors, model
 from orchestrator.controllers.base import DELETED, Cluster, Emit, EventRecorder, Obj, split_key
 from orchestrator.controllers.queue import WorkQueue
-from orchestrator.scheduling import Choice, NodeInfo, StaticCache, choose, node_infos, node_is_ready
+from orchestrator.scheduling import (
+    Choice,
+    NodeInfo,
+    StaticCache,
+    choose,
+    node_infos,
+    node_is_ready,
+    occupies_node,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,11 @@ class SchedulerController:
         self._assumed: dict[str, tuple[Obj, str]] = {}
         self._next_start = 0  # where the next pod's search for feasible nodes begins (scheduling.choose)
         self._node_signatures: dict[str, tuple[Any, ...]] = {}
+        # The usage of every node as the store holds it, kept up to date from the events: a node is
+        # counted again (from the store's by-node index) only when it or a pod bound to it changed,
+        # so a batch does not read every pod (at 26,000 pods that was a quarter of the leader's CPU).
+        self._usage_cache: dict[str, NodeInfo] | None = None
+        self._changed_nodes: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._fenced: errors.Fenced | None = None
         self.bound = 0
@@ -113,6 +126,8 @@ class SchedulerController:
     def handle(self, event_type: str, obj: Obj) -> None:
         kind = obj.get("kind")
         if kind == "Pod":
+            if bound_to := obj.get("spec", {}).get("nodeName"):
+                self._changed_nodes.add(bound_to)  # a pod's node never changes once it is bound
             key = f"{model.namespace_of(obj)}/{model.name_of(obj)}"
             if event_type == DELETED:
                 self._assumed.pop(key, None)
@@ -129,6 +144,7 @@ class SchedulerController:
                 self.queue.add(key)
         elif kind == "Node":
             name = model.name_of(obj)
+            self._changed_nodes.add(name)
             if event_type == DELETED:
                 self._node_signatures.pop(name, None)
                 return
@@ -174,13 +190,35 @@ class SchedulerController:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _usage(self) -> dict[str, NodeInfo]:
-        infos = node_infos(self.cluster.list("Node"), self.cluster.list("Pod"))
-        for key, (pod, node) in list(self._assumed.items()):
+        """Every node's usage: the store's (cached, see _usage_cache), plus the pods this scheduler
+        placed whose binding is not counted yet. A copy, which the batch adds its choices to.
+
+        The cache follows the events, which arrive a little after the store changed. A pod deleted
+        meanwhile is still counted (the safe side); a pod this scheduler bound stays in `_assumed`
+        until the store shows it bound, and its node is then counted again from the store."""
+        cached = self._usage_cache
+        if cached is None:
+            cached = self._usage_cache = node_infos(self.cluster.list("Node"), self.cluster.list("Pod"))
+            self._changed_nodes.clear()
+        for key, (_, placed_on) in list(self._assumed.items()):
             current = self.cluster.get("Pod", *split_key(key))
             if current is None or current.get("spec", {}).get("nodeName"):
                 self._assumed.pop(key, None)
-            elif node in infos:
-                infos[node].add(pod)
+                self._changed_nodes.add(placed_on)
+        changed, self._changed_nodes = self._changed_nodes, set()
+        for name in changed:
+            node = self.cluster.get("Node", "", name)
+            if node is None:
+                cached.pop(name, None)
+                continue
+            cached[name] = info = NodeInfo.of(node)
+            for p in self.cluster.pods_on_node(name):
+                if occupies_node(p):
+                    info.add(p)
+        infos = {name: info.copy() for name, info in cached.items()}
+        for pod, placed_on in self._assumed.values():
+            if placed_on in infos:
+                infos[placed_on].add(pod)
         return infos
 
     async def _schedule_batch(self, keys: list[str], slots: asyncio.Semaphore) -> None:

@@ -489,3 +489,44 @@ async def test_node_lifecycle_looks_again_at_a_healthy_node_whose_object_changed
 def ready_status(cluster: FakeCluster, node: str) -> str:
     conditions = (cluster.get("Node", "", node) or {})["status"]["conditions"]
     return next(c["status"] for c in conditions if c["type"] == "Ready")
+
+
+async def test_scheduler_usage_cache_matches_a_full_count_after_binds_deletes_and_node_changes() -> None:
+    from orchestrator.scheduling import node_infos
+
+    cluster = FakeCluster()
+    kubelet = FakeKubelet(cluster, [f"n{i}" for i in range(6)])
+    kubelet.step()
+    scheduler = SchedulerController(cluster, EventRecorder(cluster, "test"))
+    cluster.subscribe(scheduler.handle)
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "rs-r", "controller": True}
+    for i in range(60):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"p{i}", "namespace": "default", "ownerReferences": [owner]},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "50m"}}}]},
+        }
+        cluster.apply_create(pod)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await until(lambda: scheduler.bound == 60, what="60 bound")
+        scheduler._usage()  # the cache is built; everything below reaches it through events only
+        for i in range(0, 60, 3):
+            cluster.apply_delete("Pod", "default", f"p{i}", force=True)
+        cluster.apply_patch("Pod", "default", "p1", {"status": {"phase": "Succeeded"}}, status=True)
+        kubelet_b = FakeKubelet(cluster, ["late-node"])
+        kubelet_b.step()
+        cluster.apply_delete("Node", "", "n5", force=True)
+
+        def counted(infos: dict[str, Any]) -> dict[str, Any]:
+            return {n: (i.used_cpu, i.used_memory, i.pods, dict(+i.owners)) for n, i in infos.items()}
+
+        await asyncio.sleep(0.05)  # the fake delivers events as a watch does: a little later
+        full = node_infos(cluster.list("Node"), cluster.list("Pod"))
+        assert counted(scheduler._usage()) == counted(full)
+        assert "late-node" in full and "n5" not in full
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from orchestrator import model
 from orchestrator.controllers.base import Create, Delete, Patch, Update
-from orchestrator.controllers.deployment import new_replica_set, reconcile_deployment, surge_and_unavailable
+from orchestrator.controllers.deployment import (
+    FactsMemo,
+    new_replica_set,
+    reconcile_deployment,
+    surge_and_unavailable,
+)
 from orchestrator.controllers.replicaset import deletion_order, reconcile_replicaset
 from orchestrator.workloads import HASH_LABEL, REVISION, deployment_template_hash
 
@@ -218,6 +223,7 @@ class Sim:
         self.n = 0
         self.max_active = 0
         self.min_ready = 10**9
+        self.memo = FactsMemo()  # as the controller runs it: facts kept per pod object
 
     def active(self) -> list[Obj]:
         return [p for p in self.pods.values() if model.pod_is_active(p)]
@@ -228,7 +234,10 @@ class Sim:
         self.min_ready = min(self.min_ready, sum(model.pod_is_ready(p) for p in active))
 
     def step_deployment(self) -> None:
-        for a in reconcile_deployment(self.d, list(self.rses.values()), list(self.pods.values()), NOW):
+        rses, pods = list(self.rses.values()), list(self.pods.values())
+        actions = reconcile_deployment(self.d, rses, pods, NOW, self.memo)
+        assert actions == reconcile_deployment(self.d, rses, pods, NOW)  # the memo changes nothing
+        for a in actions:
             if isinstance(a, Create):
                 self.n += 1
                 rs = copy.deepcopy(a.obj)
@@ -447,3 +456,15 @@ def test_deployment_status_and_conditions() -> None:
     ]
     revised = {**d, "metadata": {**d["metadata"], "annotations": {REVISION: "1"}}}  # the revision annotation
     assert reconcile_deployment({**revised, "status": status}, [rs], pods, NOW + 5) == []
+
+
+def test_facts_memo_recomputes_a_changed_pod_and_forgets_the_gone() -> None:
+    memo = FactsMemo()
+    rs = make_rs(2)
+    a, b = make_pod("a", rs, ready=False), make_pod("b", rs, ready=True)
+    first = memo([a, b])
+    assert [f.ready for f in first] == [False, True]
+    assert memo([a, b])[0] is first[0]  # the same objects: the same facts, not computed again
+    a2 = make_pod("a", rs, ready=True)  # a new version of a (stored objects are replaced, not changed)
+    assert [f.ready for f in memo([a2])] == [True]
+    assert memo([b])[0] is not first[1]  # b was not in the last call: forgotten, computed afresh
