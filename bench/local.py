@@ -1,5 +1,6 @@
-"""What the cluster benchmarks share: the skiff CLI run as a user runs it, the logs printed when a
-run fails, and the hollow agents' process groups stopped at the end."""
+"""What the cluster benchmarks share: the skiff CLI run as a user runs it, hollow agents started
+and counted Ready, the logs printed when a run fails, and the hollow agents' process groups stopped
+at the end."""
 
 from __future__ import annotations
 
@@ -63,3 +64,38 @@ def up(state: Path, subnet: int) -> dict[str, Any]:
         raise RuntimeError(f"skiff up failed ({out.returncode}):\n{out.stdout}{out.stderr}")
     conf: dict[str, Any] = json.loads(config.read_text())
     return conf
+
+
+def start_hollow(
+    conf: dict[str, Any],
+    state: Path,
+    tmp: Path,
+    name: str,
+    address: str,
+    nodes: int,
+    *extra: str,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """`python -m agents --hollow <nodes>` as its own process group, logging to tmp/<name>.log;
+    `extra`: more agent flags, `prefix`: a command to run it under (nice)."""
+    from orchestrator.cli.launcher import join_flags
+
+    argv = [
+        *prefix, sys.executable, "-m", "agents", "--hollow", str(nodes), "--name", name, "--address", address,
+        "--masters", ",".join(conf["masters"]), "--token-file", str(state / "node.token"),
+        "--state-dir", str(tmp / name), "--log-level", "WARNING", *extra, *join_flags(state, name, [address]),
+    ]  # fmt: skip
+    with open(tmp / f"{name}.log", "wb") as log:
+        return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def ready_nodes(api: Any, selector: str = "") -> int:
+    """How many Nodes (matching `selector`) are Ready."""
+    nodes, _ = await api.list("Node", label_selector=selector)
+    return sum(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in n["status"].get("conditions") or []
+        )
+        for n in nodes
+    )

@@ -38,9 +38,8 @@ from typing import Any
 
 import uvloop
 
-from bench.local import print_logs, skiff, stop, up
+from bench.local import print_logs, ready_nodes, skiff, start_hollow, stop, up
 from orchestrator import procs
-from orchestrator.cli.launcher import join_flags
 from orchestrator.transport import ClientTLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,17 +174,6 @@ async def raft_view(api: Any, masters: list[str]) -> list[Any]:
         except Exception:  # noqa: BLE001 - an unreachable master is reported as None
             views.append(None)
     return views
-
-
-async def ready_nodes(api: Any) -> int:
-    nodes, _ = await api.list("Node")
-    return sum(
-        any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in n["status"].get("conditions") or []
-        )
-        for n in nodes
-    )
 
 
 async def idle_cores(pids: list[int]) -> float:
@@ -328,20 +316,20 @@ def run() -> dict[str, Any]:
 
         def start_hollows() -> None:
             for a in range(AGENTS):
-                address = f"127.0.92.{a + 1}"
-                argv = [
-                    "nice", "-n", str(HOLLOW_NICE), sys.executable, "-m", "agents", "--hollow", str(NODES_PER_AGENT), "--name", f"hollow-{a}",
-                    "--address", address, "--masters", ",".join(conf["masters"]),
-                    "--token-file", str(state / "node.token"), "--state-dir", str(tmp / f"hollow-{a}"),
-                    "--cpu", "32", "--memory", "64Gi", "--log-level", "WARNING",
-                    *join_flags(state, f"hollow-{a}", [address]),
-                ]  # fmt: skip
-                with open(tmp / f"hollow-{a}.log", "wb") as log:
-                    hollows.append(
-                        subprocess.Popen(
-                            argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                        )
+                extra = ("--cpu", "32", "--memory", "64Gi")
+                nice = ("nice", "-n", str(HOLLOW_NICE))
+                hollows.append(
+                    start_hollow(
+                        conf,
+                        state,
+                        tmp,
+                        f"hollow-{a}",
+                        f"127.0.92.{a + 1}",
+                        NODES_PER_AGENT,
+                        *extra,
+                        prefix=nice,
                     )
+                )
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
             figures = r.run(measure(conf, state, tmp, start_hollows, master_recs))

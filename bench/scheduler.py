@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,9 +30,8 @@ from typing import Any
 
 import uvloop
 
-from bench.local import print_logs, stop, up
+from bench.local import print_logs, ready_nodes, start_hollow, stop, up
 from orchestrator import procs
-from orchestrator.cli.launcher import join_flags
 from orchestrator.transport import ClientTLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,17 +142,6 @@ async def create_pods(
     return time.monotonic() - t0, failed
 
 
-async def ready_nodes(api: Any, selector: str = "") -> int:
-    nodes, _ = await api.list("Node", label_selector=selector)
-    return sum(
-        any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in n["status"].get("conditions") or []
-        )
-        for n in nodes
-    )
-
-
 async def wait_nodes(api: Any, n: int, selector: str = "") -> float:
     t0 = time.monotonic()
     while (ready := await ready_nodes(api, selector)) < n:
@@ -208,23 +195,13 @@ def run() -> dict[str, float]:
     try:
         conf = up(state, 94)
 
-        def start_hollow(pool: str, address: str) -> None:
-            argv = [
-                sys.executable, "-m", "agents", "--hollow", str(NODES), "--name", f"hollow-{pool}",
-                "--address", address, "--masters", ",".join(conf["masters"]), "--labels", f"pool={pool}",
-                "--token-file", str(state / "node.token"), "--state-dir", str(tmp / f"hollow-{pool}"),
-                "--cpu", "4", "--memory", "8Gi", "--log-level", "WARNING", *join_flags(state, f"hollow-{pool}", [address]),
-            ]  # fmt: skip
-            with open(tmp / f"hollow-{pool}.log", "wb") as log:
-                hollows.append(
-                    subprocess.Popen(
-                        argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                )
+        def start(pool: str, address: str) -> None:
+            extra = ("--labels", f"pool={pool}", "--cpu", "4", "--memory", "8Gi")
+            hollows.append(start_hollow(conf, state, tmp, f"hollow-{pool}", address, NODES, *extra))
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
             tls = ClientTLS.from_file(conf["caFile"])
-            figures = r.run(measure(conf["masters"], conf["token"], tls, start_hollow))
+            figures = r.run(measure(conf["masters"], conf["token"], tls, start))
         print(
             f"scheduler: {PODS} bare pods on {NODES} hollow nodes: {figures['scheduler_binds_per_s']:.0f} binds/s, "
             f"all Running {figures['first_create_to_all_running_s']:.2f} s after the first create; "
