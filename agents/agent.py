@@ -13,8 +13,10 @@
   again. Updates are idempotent (the latest status per pod);
 - `assignment` messages go to the runtime: the first on a stream is every pod bound to the node, later
   ones only what changed (`Assignment` keeps the whole set);
-- the stream is abandoned when it breaks or nothing arrived for `3 x heartbeat`; the session then
-  connects to the next master in the list, without touching any container.
+- the stream is abandoned when it breaks, when nothing arrived for `3 x heartbeat`, or when a
+  heartbeat has had no ack for ACK_TIMEOUT (the master acks every one within 4 s, an error ack if its
+  write did not commit: a master whose Python loop hangs still answers pings from its C core); the
+  session then connects to the next master in the list, without touching any container.
 
 The hollow nodes of one process (`--hollow N`) share one channel, so one HTTP/2 connection, per master
 (`channels`), as a kubelet's clients share theirs; each starts at a different master.
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 HEARTBEAT = 10.0  # seconds between heartbeats when there is nothing to report
+ACK_TIMEOUT = 6.0  # a heartbeat not acked this long: the master is silent (it acks within 4 s)
 # The stream is the node's liveness, so a connection that stopped answering must end in about two
 # seconds (the node grace is 3 s): a ping every second, one second to answer it.
 KEEPALIVE = [
@@ -304,6 +307,7 @@ class NodeSession:
         self._assignment = Assignment()
         self._node_status: Obj = node_status(spec)
         self._status_sent: Obj | None = None
+        self._unacked: dict[int, float] = {}  # heartbeat seq -> when it was sent (this stream)
         self.last_assignment: list[Obj] | None = None
 
     # -- inputs
@@ -357,6 +361,7 @@ class NodeSession:
         self.streams += 1
         self.queue.reset()
         self._status_sent = None
+        self._unacked = {}  # heartbeat seq -> when it was sent, on this stream
         last_heard = [self.clock()]
         try:
             await call.write(api.AgentMessage(register=json.dumps(build_node(self.spec)).encode()))
@@ -386,6 +391,7 @@ class NodeSession:
                 self.connected.set()
                 log.info("connected node=%s master=%s", self.spec.name, address)
             if msg.HasField("ack"):
+                self._unacked.pop(msg.ack.seq, None)
                 ok = not msg.ack.error
                 if not ok:
                     log.warning("heartbeat %d not committed: %s", msg.ack.seq, msg.ack.error)
@@ -438,6 +444,9 @@ class NodeSession:
             now = self.clock()
             if now - last_heard[0] > silent_after:
                 raise _Silent(f"no message for {now - last_heard[0]:.1f}s")
+            oldest = min(self._unacked.values(), default=float("inf"))
+            if now - oldest > ACK_TIMEOUT:
+                raise _Silent(f"no ack of a heartbeat for {now - oldest:.1f}s")
             status_changed = self._status_sent != self._node_status
             if now >= next_beat or self.queue.due(now) or status_changed:
                 if now < next_beat and self.batch_window > 0:
@@ -448,10 +457,16 @@ class NodeSession:
                 if self._status_sent != self._node_status:
                     hb.node_status = json.dumps(self._node_status).encode()
                     self._status_sent = self._node_status
+                self._unacked[seq] = now
                 await call.write(api.AgentMessage(heartbeat=hb))
                 next_beat = now + self.heartbeat
             self._changed.clear()
-            wake = min(next_beat, self.queue.next_resend(), last_heard[0] + silent_after + 0.01)
+            wake = min(
+                next_beat,
+                self.queue.next_resend(),
+                last_heard[0] + silent_after + 0.01,
+                min(self._unacked.values(), default=float("inf")) + ACK_TIMEOUT + 0.01,
+            )
             wait = max(0.0, wake - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait)

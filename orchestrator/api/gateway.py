@@ -14,6 +14,12 @@ and 1,000 idle nodes cost the masters no Python work per node per second. A node
 most RENEW_INTERVAL plus a commit later than with a write per heartbeat, and, for an agent that hangs
 with its connection open, after up to two keepalive periods more.
 
+Pings are answered below Python, so an open stream alone is not trusted for ever. The renewal skips,
+and ends, a stream that sent nothing for STREAM_SILENT_AFTER (an agent whose loop hangs, its gRPC core
+still answering pings) or whose token was revoked. And when this master's renewals have not committed
+for RENEW_GIVE_UP (its Raft path is stuck, though it knows a leader), it ends every stream it holds, so
+its agents move to another master before their nodes' grace runs out.
+
 Down the stream: the pods bound to the node. The first assignment on a stream is the whole set; each
 later one carries only the pods that changed and the uids of those that left (`incremental`), so a
 node's 30th pod does not resend the 29 before it. The agent keeps the set (like a kubelet's pod source).
@@ -26,6 +32,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -35,7 +42,7 @@ from orchestrator.api.status import ANSWERED, internal, one_line, status_of
 from orchestrator.api.wire import decode
 from orchestrator.auth import Authenticator, Identity, bearer
 from orchestrator.store import commands
-from orchestrator.store.raft import Store
+from orchestrator.store.raft import RESYNC, Store
 from orchestrator.store.writer import Writer
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
@@ -45,6 +52,26 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ASSIGNMENT_COALESCE = 0.005
 RENEW_INTERVAL = 0.5
+RENEW_GIVE_UP = 2.0  # renewals failing this long end this master's streams (node grace: 3 s)
+ACK_WITHIN = 4.0  # a heartbeat is acked (an error ack: not committed) within this; the agent waits 6 s
+STREAM_SILENT_AFTER = 25.0  # an agent heartbeats every 10 s: a stream silent this long is not renewed
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One agent's open stream: what its sender waits on, whose credential it is, when it last spoke."""
+
+    token: str
+    heard: float  # loop time of its last message
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)  # "its node's pods changed"
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: Exception | None = None
+
+    def end(self, reason: Exception) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.ended.set()
+        self.dirty.set()
 
 
 class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
@@ -52,24 +79,28 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         self.store = store
         self.auth = auth
         self.writer = Writer(store)
-        self._dirty: dict[str, asyncio.Event] = {}  # node name -> "its pods changed"
+        self._streams: dict[str, _Stream] = {}  # node name -> its open stream here
         self._renewer: asyncio.Task[None] | None = None
         self._encodings: dict[str, tuple[str, bytes]] = {}  # pod uid -> (resourceVersion, its JSON)
         store.subscribe(self._on_change)
 
     @property
     def connected(self) -> int:
-        return len(self._dirty)
+        return len(self._streams)
 
     def _on_change(self, etype: str, obj: Obj) -> None:
+        if etype == RESYNC:  # pod events were lost: every stream compares its node's pods again
+            for stream in self._streams.values():
+                stream.dirty.set()
+            return
         if obj.get("kind") != "Pod":
             return
         if etype == "DELETED":
             self._encodings.pop(obj["metadata"].get("uid", ""), None)
         node = obj.get("spec", {}).get("nodeName")
-        event = self._dirty.get(node) if node else None
-        if event is not None:
-            event.set()
+        open_stream = self._streams.get(node) if node else None
+        if open_stream is not None:
+            open_stream.dirty.set()
 
     # A coroutine reading and writing through `context` (grpc.aio's reader/writer API), which the generated
     # servicer stub does not type: it only has the iterator form of a stream handler.
@@ -97,38 +128,43 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         log.info("agent connected node=%s peer=%s", name, context.peer())
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_forever())
-        dirty = asyncio.Event()
-        dirty.set()
-        previous = self._dirty.get(name)
-        self._dirty[name] = dirty
+        stream = _Stream(token, asyncio.get_running_loop().time())
+        stream.dirty.set()
+        previous = self._streams.get(name)
+        self._streams[name] = stream
         if previous is not None:
-            previous.set()  # wake the replaced stream's sender so it notices and ends
+            previous.end(_StreamEnded())  # another stream for this node replaced that one
         out: asyncio.Queue[api.MasterMessage] = asyncio.Queue()
         stream_id = uuid.uuid4().hex[:8]
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._send_assignments(name, dirty, out))
+                tg.create_task(self._send_assignments(name, stream, out))
                 tg.create_task(self._write(context, out))
                 tg.create_task(self._end_when_leaderless())
-                await self._read(context, name, stream_id, out, ident, token)
+                tg.create_task(self._end_when_told(stream))
+                await self._read(context, name, stream_id, out, ident, stream)
                 raise _StreamEnded
         except* _StreamEnded:
             pass
         except* _AgentGone as eg:
             log.info("agent stream node=%s ended: %s", name, eg.exceptions[0])
         except* errors.SkiffError as eg:
-            ended = eg.exceptions[0]
+            ended = _first(eg)
             log.info("agent stream node=%s ended: %s", name, ended)
-            if isinstance(ended, errors.PermissionDenied | errors.Unauthenticated):
-                await context.abort(*status_of(ended))
+            await context.abort(*status_of(ended))  # the agent learns why (and moves)
         except* grpc.aio.AbortError:
             raise
         except* Exception as eg:
             await context.abort(*internal(eg.exceptions[0], f"agent stream of node {name!r}"))
         finally:
-            if self._dirty.get(name) is dirty:
-                del self._dirty[name]
+            if self._streams.get(name) is stream:
+                del self._streams[name]
             log.info("agent disconnected node=%s", name)
+
+    @staticmethod
+    async def _end_when_told(stream: _Stream) -> None:
+        await stream.ended.wait()
+        raise stream.reason or _StreamEnded()
 
     async def _end_when_leaderless(self) -> None:
         """End the stream once this master has known no Raft leader for a while (Store.cut_off): its heartbeats cannot commit here, and the agent moves to another master well
@@ -139,13 +175,15 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         )
 
     async def _read(
-        self, context: Any, name: str, stream_id: str, out: asyncio.Queue, ident: Identity, token: str
+        self, context: Any, name: str, stream_id: str, out: asyncio.Queue, ident: Identity, stream: _Stream
     ) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             msg = await context.read()
             if msg is grpc.aio.EOF:
                 return
-            if not self.auth.valid(token):
+            stream.heard = loop.time()
+            if not self.auth.valid(stream.token):
                 raise errors.Unauthenticated(f'the credential of node "{name}" was revoked')
             if not msg.HasField("heartbeat"):
                 continue
@@ -168,21 +206,24 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                 await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=one_line(str(e)))))
                 continue
             error = ""
-            for _ in range(3):
+            deadline = loop.time() + ACK_WITHIN
+            while (left := deadline - loop.time()) > 0.05:
                 try:
-                    await self.writer.heartbeat(name, node_status, pods, rid)
+                    await self.writer.heartbeat(name, node_status, pods, rid, timeout=left)
                     error = ""
                     break
-                except errors.Unavailable as e:
+                except errors.Unavailable as e:  # retried (same request id) while time is left
                     error = str(e)
+                    await asyncio.sleep(0.05)
                 except errors.SkiffError as e:
                     error = str(e)
                     break
             await out.put(api.MasterMessage(ack=api.HeartbeatAck(seq=hb.seq, error=error)))
 
-    async def _send_assignments(self, name: str, dirty: asyncio.Event, out: asyncio.Queue) -> None:
+    async def _send_assignments(self, name: str, stream: _Stream, out: asyncio.Queue) -> None:
         sent: dict[str, tuple] | None = None  # uid -> the version sent; None: nothing sent yet
-        while self._dirty.get(name) is dirty:
+        dirty = stream.dirty
+        while not stream.ended.is_set():
             await dirty.wait()
             dirty.clear()
             await asyncio.sleep(ASSIGNMENT_COALESCE)  # coalesce a burst of bindings into one message
@@ -201,7 +242,6 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             sent = {uid: v for uid, (_, v) in current.items()}
             message.resource_version = str(rev)
             await out.put(api.MasterMessage(assignment=message))
-        raise _StreamEnded  # another stream for this node replaced this one
 
     def _encoded(self, pod: Obj) -> bytes:
         """A pod's JSON, encoded once per version: a node's assignment is its whole set of pods,
@@ -225,17 +265,45 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                 raise _AgentGone(f"the stream closed under a write ({type(e).__name__})") from None
 
     async def _renew_forever(self) -> None:
-        """Every RENEW_INTERVAL: "heard now" for every node with an open stream here, in one Raft
-        write. A renewal that fails is simply the next one's to make, with a newer time."""
+        """Every RENEW_INTERVAL: "heard now" for every node whose stream here is open, has spoken
+        within STREAM_SILENT_AFTER and holds a valid token, in one Raft write (the others are ended).
+        A renewal that fails is simply the next one's to make, with a newer time, until renewals have
+        failed for RENEW_GIVE_UP: then every stream here is ended, and the agents move."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(RENEW_INTERVAL)
-            if not self._dirty:
+            started = loop.time()
+            beats = {}
+            for name, stream in list(self._streams.items()):
+                if not self.auth.valid(stream.token):
+                    stream.end(errors.Unauthenticated(f'the credential of node "{name}" was revoked'))
+                elif started - stream.heard > STREAM_SILENT_AFTER:
+                    silence = started - stream.heard
+                    stream.end(errors.Unavailable(f"no message from the agent for {silence:.0f}s"))
+                else:
+                    beats[name] = stream
+            if not beats:
+                renewed = started
                 continue
-            now = time.time()
             try:
-                await self.writer.renew(dict.fromkeys(self._dirty, now))
+                await self.writer.renew(dict.fromkeys(beats, time.time()), timeout=RENEW_GIVE_UP)
+                renewed = loop.time()
+                continue
             except errors.SkiffError as e:
-                log.info("renewing %d nodes' liveness failed: %s; retrying", len(self._dirty), e)
+                failing = loop.time() - renewed
+                log.info("renewing %d nodes' liveness failed for %.1fs: %s", len(beats), failing, e)
+            if failing >= RENEW_GIVE_UP:
+                log.warning(
+                    "renewals have not committed for %.1fs: ending %d agent streams, so they move to another master",
+                    failing,
+                    len(beats),
+                )
+                for stream in beats.values():
+                    stream.end(
+                        errors.Unavailable(f"this master's renewals have not committed for {failing:.1f}s")
+                    )
+                renewed = loop.time()
 
 
 def _may_register(ident: Identity, obj: Any) -> None:
@@ -264,6 +332,11 @@ def _ready(pod: Obj) -> str:
         if c.get("type") == "Ready":
             return c.get("status", "")
     return ""
+
+
+def _first(eg: BaseExceptionGroup[errors.SkiffError]) -> errors.SkiffError:
+    first = eg.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _StreamEnded(Exception):

@@ -27,6 +27,7 @@ EventHandler = Callable[[str, Obj], None]
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 SYNC = "SYNC"  # not a store event: the manager's (re)list at start and on resync
+RESYNC = "RESYNC"  # from the store, with no object: events were lost (orchestrator.store.raft.RESYNC)
 
 
 class Cluster(Protocol):

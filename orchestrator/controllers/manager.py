@@ -3,7 +3,8 @@
 The master runs `ControllerManager(cluster, options).run()` only while it holds the leader lease and
 cancels it when it loses the lease. `run` subscribes to the cluster's events, then lists every kind the
 controllers care about and hands each object to them (event type SYNC), so a new leader starts from the
-store's state alone; it relists every `resync_interval` seconds as a safety net. It ends by raising
+store's state alone; it relists every `resync_interval` seconds as a safety net, and at once when the
+store says events were lost (RESYNC: this loop fell behind the store's history). It ends by raising
 errors.Fenced when a write found the lease gone, or CancelledError when cancelled.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator import errors
-from orchestrator.controllers.base import SYNC, Cluster, EventRecorder, Obj
+from orchestrator.controllers.base import RESYNC, SYNC, Cluster, EventRecorder, Obj
 from orchestrator.controllers.deployment import DeploymentController
 from orchestrator.controllers.endpoints import EndpointsController
 from orchestrator.controllers.nodelifecycle import NodeLifecycleController
@@ -85,6 +86,11 @@ class ControllerManager:
     def handle(self, event_type: str, obj: Obj) -> None:
         """Fan one store event out to every controller (only enqueues; never raises into the store)."""
         if not self._active:
+            return
+        if event_type == RESYNC:  # events were lost: what was built from them is rebuilt
+            log.warning("controller manager missed events; relisting")
+            self.scheduler.forget_usage()
+            self.resync()
             return
         for c in self.controllers:
             try:

@@ -153,6 +153,10 @@ class SchedulerController:
                 self._node_signatures[name] = signature
                 self._retry_unschedulable()
 
+    def forget_usage(self) -> None:
+        """Count every node again at the next batch: the events the cache follows were lost."""
+        self._usage_cache = None
+
     def _retry_unschedulable(self) -> None:
         for key in self._unschedulable:
             self.queue.add(key)

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Handler = Callable[[str, Obj], None]
+# Not a change: the event a subscriber gets, with an empty object, after the events it missed fell out
+# of the history (its loop fell that far behind). What it keeps from the events must be rebuilt.
+RESYNC = "RESYNC"
 
 
 @dataclass(frozen=True)
@@ -408,9 +411,14 @@ class Store:
         try:
             events = self.events_after(self._dispatched)
         except errors.TooOld:
-            log.warning("subscribers fell behind the history; they will resync on their next tick")
+            log.warning("subscribers fell behind the history; each is told to resync")
             with self._replica._lock:
                 self._dispatched = self._replica.state.revision
+            for handler in list(self._subscribers):
+                try:
+                    handler(RESYNC, {})
+                except Exception:
+                    log.exception("subscriber failed on resync")
             return
         for ev in events:
             self._dispatched = ev.revision

@@ -176,7 +176,9 @@ class Writer:
             commands.register_node(node, uid=str(uuid.uuid4()), now=time.time(), rid=_rid(""))
         )
 
-    async def heartbeat(self, node: str, node_status: Obj | None, pods: list[Obj], rid: str) -> None:
+    async def heartbeat(
+        self, node: str, node_status: Obj | None, pods: list[Obj], rid: str, timeout: float = WRITE_TIMEOUT
+    ) -> None:
         """An agent's heartbeat: `pods` are `commands.pod_update` reports of pods bound to `node`.
         The node status and each pod status pass the same validation as any write (errors.Invalid)."""
         try:
@@ -190,12 +192,13 @@ class Writer:
         except validation.FieldError as e:
             raise errors.Invalid(str(e)) from None
         await self._propose(
-            commands.heartbeat(node, node_status=node_status, pods=pods, now=time.time(), rid=rid)
+            commands.heartbeat(node, node_status=node_status, pods=pods, now=time.time(), rid=rid),
+            timeout=timeout,
         )
 
-    async def renew(self, beats: dict[str, float]) -> None:
+    async def renew(self, beats: dict[str, float], timeout: float = WRITE_TIMEOUT) -> None:
         """Nodes' liveness, batched (commands.renew): node name -> when its agent was last heard."""
-        await self._propose(commands.renew(beats))
+        await self._propose(commands.renew(beats), timeout=timeout)
 
     async def lease(self, holder: str, term: int, duration: float) -> Obj:
         """Take or renew the controllers' lease for `holder` in Raft term `term`; returns the lease

@@ -177,6 +177,30 @@ async def test_silent_master_is_left_and_unacked_updates_resent(gateways: list[F
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_a_master_that_never_acks_is_left_before_the_silence_rule(
+    gateways: list[FakeGateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A master whose loop hangs still answers pings (its C core) and its stream stays open: the
+    agent leaves it when a heartbeat has no ack for ACK_TIMEOUT (1 s here, 6 s in use), long before
+    `3 x heartbeat` (30 s) of silence."""
+    import agents.agent
+
+    monkeypatch.setattr(agents.agent, "ACK_TIMEOUT", 1.0)
+    a, b = gateways
+    a.silent = True
+    session = NodeSession(NodeSpec("w1", ADDRESS, "2", "4Gi"), [a.address, b.address], TOKEN, tls=PLAINTEXT)
+    assert session.heartbeat == 10.0
+    task = asyncio.create_task(session.run())
+    try:
+        await until(lambda: a.registered)
+        t0 = time.monotonic()
+        await until(lambda: b.registered, 5)
+        assert 0.5 < time.monotonic() - t0 < 3.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_hollow_node_reports_deletion(gateways: list[FakeGateway]) -> None:
     a, _ = gateways
     deleting = demo_pod("p1")

@@ -498,7 +498,7 @@ async def test_scheduler_usage_cache_matches_a_full_count_after_binds_deletes_an
     kubelet = FakeKubelet(cluster, [f"n{i}" for i in range(6)])
     kubelet.step()
     scheduler = SchedulerController(cluster, EventRecorder(cluster, "test"))
-    cluster.subscribe(scheduler.handle)
+    unsubscribe = cluster.subscribe(scheduler.handle)
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "rs-r", "controller": True}
     for i in range(60):
         pod = {
@@ -526,6 +526,14 @@ async def test_scheduler_usage_cache_matches_a_full_count_after_binds_deletes_an
         full = node_infos(cluster.list("Node"), cluster.list("Pod"))
         assert counted(scheduler._usage()) == counted(full)
         assert "late-node" in full and "n5" not in full
+        # Events lost (the store's RESYNC): the cache is stale until the scheduler forgets it.
+        unsubscribe()
+        for i in (4, 7, 10):
+            cluster.apply_delete("Pod", "default", f"p{i}", force=True)
+        full = node_infos(cluster.list("Node"), cluster.list("Pod"))
+        assert counted(scheduler._usage()) != counted(full)
+        scheduler.forget_usage()
+        assert counted(scheduler._usage()) == counted(full)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

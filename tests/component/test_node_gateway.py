@@ -1,0 +1,203 @@
+"""The master's NodeGateway (orchestrator.api.gateway) in-process, on a real single-master Store, with
+raw client streams: an open stream is renewed only while its agent speaks and its token is valid, and
+a master whose renewals stop committing ends its streams so that the agents move elsewhere.
+
+The intervals are shortened here (monkeypatch on the module's constants); the master runs the same
+code with STREAM_SILENT_AFTER 25 s and RENEW_GIVE_UP 2 s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from orchestrator import errors
+from orchestrator.api import gateway
+from orchestrator.auth import Authenticator
+from orchestrator.store.raft import RaftTiming, Store
+from skiffpb import api_pb2 as api
+from skiffpb import api_pb2_grpc as api_grpc
+
+HOST = "127.0.60.53"
+TOKENS = {"node-a-token": "node:a", "node-b-token": "node:b"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Master:
+    def __init__(
+        self, store: Store, servicer: gateway.NodeGatewayServicer, address: str, tokens: Path
+    ) -> None:
+        self.store, self.servicer, self.address, self.tokens = store, servicer, address, tokens
+
+
+@contextlib.asynccontextmanager
+async def running_master(tmp_path: Path) -> AsyncIterator[Master]:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps(TOKENS))
+    store = Store(f"{HOST}:{free_port()}", [], str(tmp_path / "raft"), RaftTiming())
+    server = grpc.aio.server()
+    try:
+        store.attach(asyncio.get_running_loop())
+        async with asyncio.timeout(10):
+            while not store.leader():
+                await asyncio.sleep(0.05)
+        servicer = gateway.NodeGatewayServicer(store, Authenticator.from_file(str(tokens)))
+        api_grpc.add_NodeGatewayServicer_to_server(servicer, server)
+        port = server.add_insecure_port(f"{HOST}:0")
+        await server.start()
+        yield Master(store, servicer, f"{HOST}:{port}", tokens)
+    finally:
+        await server.stop(0)
+        store.destroy()
+
+
+@pytest.fixture
+async def master(tmp_path: Path) -> AsyncIterator[Master]:
+    async with running_master(tmp_path) as m:
+        yield m
+
+
+async def connect(channel: grpc.aio.Channel, node: str, token: str) -> Any:
+    call = api_grpc.NodeGatewayStub(channel).Connect(metadata=(("authorization", f"Bearer {token}"),))
+    registered = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "status": {}}
+    await call.write(api.AgentMessage(register=json.dumps(registered).encode()))
+    return call
+
+
+async def ended(call: Any, within: float) -> tuple[grpc.StatusCode, str]:
+    """Read until the stream ends; its status code and details."""
+    async with asyncio.timeout(within):
+        try:
+            while await call.read() is not grpc.aio.EOF:
+                pass
+        except grpc.aio.AioRpcError as e:
+            return e.code(), e.details() or ""
+    return await call.code(), await call.details()
+
+
+async def renewed_after(store: Store, node: str, since: float, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if store.heartbeats().get(node, 0.0) > since:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_silent_stream_is_ended_and_not_renewed_while_a_speaking_one_is(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway, "STREAM_SILENT_AFTER", 1.5)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        silent = await connect(channel, "a", "node-a-token")
+        speaking = await connect(channel, "b", "node-b-token")
+        assert await renewed_after(master.store, "a", time.time(), 2), "an open stream is renewed"
+
+        async def heartbeat() -> None:
+            for seq in range(1, 1000):
+                await speaking.write(api.AgentMessage(heartbeat=api.Heartbeat(seq=seq)))
+                await asyncio.sleep(0.3)
+
+        beats = asyncio.create_task(heartbeat())
+        try:
+            code, details = await ended(silent, 4)
+            assert code == grpc.StatusCode.UNAVAILABLE and "no message from the agent" in details, details
+            gone_at = time.time()
+            await asyncio.sleep(1.0)
+            assert master.store.heartbeats()["a"] <= gone_at, "the silent node is renewed no more"
+            assert await renewed_after(master.store, "b", gone_at + 0.5, 2), "the speaking node still is"
+            assert master.servicer.connected == 1
+        finally:
+            beats.cancel()
+            speaking.cancel()
+
+
+async def test_a_revoked_token_ends_its_stream_without_a_message(master: Master) -> None:
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        call = await connect(channel, "a", "node-a-token")
+        other = await connect(channel, "b", "node-b-token")
+        assert await renewed_after(master.store, "a", time.time(), 2)
+        master.tokens.write_text(json.dumps({"node-b-token": TOKENS["node-b-token"]}))
+        code, details = await ended(call, 5)  # the tokens file is looked at every second
+        assert code == grpc.StatusCode.UNAUTHENTICATED and "revoked" in details, (code, details)
+        assert master.servicer.connected == 1
+        other.cancel()
+
+
+async def test_renewals_that_do_not_commit_end_every_stream(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway, "RENEW_GIVE_UP", 1.0)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        calls = [await connect(channel, "a", "node-a-token"), await connect(channel, "b", "node-b-token")]
+        assert await renewed_after(master.store, "b", time.time(), 2)
+
+        async def stuck(beats: dict[str, float], timeout: float = 5.0) -> None:
+            await asyncio.sleep(min(timeout, 0.2))
+            raise errors.Unavailable("write not committed in time (no quorum?); retry")
+
+        monkeypatch.setattr(master.servicer.writer, "renew", stuck)
+        started = time.monotonic()
+        for call in calls:
+            code, details = await ended(call, 4)
+            assert code == grpc.StatusCode.UNAVAILABLE and "renewals have not committed" in details, details
+        assert 1.0 <= time.monotonic() - started < 3.0
+        assert master.servicer.connected == 0
+
+
+async def test_pod_events_lost_from_the_history_still_reach_the_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty pods bound in one Raft entry, with a history of five events: the store cannot hand the
+    gateway those events (TooOld), so it tells every subscriber to resync (RESYNC), and the node's
+    stream is assigned all twenty anyway."""
+    from orchestrator.store import commands
+    from orchestrator.store import state as st
+
+    monkeypatch.setattr(st, "HISTORY_LIMIT", 5)
+    seen: list[str] = []
+    async with running_master(tmp_path) as master:
+        store = master.store
+        store.subscribe(lambda etype, obj: seen.append(etype))
+        async with grpc.aio.insecure_channel(master.address) as channel:
+            call = await connect(channel, "a", "node-a-token")
+            first = await call.read()
+            while not first.HasField("assignment"):
+                first = await call.read()
+            assert list(first.assignment.pods) == []
+            pods = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": f"p{i}", "namespace": "default"},
+                    "spec": {"nodeName": "a", "containers": [{"name": "c", "image": "pause"}]},
+                }
+                for i in range(20)
+            ]
+            await asyncio.gather(
+                *(
+                    store.propose(commands.create(p, uid=f"u{i}", now=time.time(), rid=f"r{i}"))
+                    for i, p in enumerate(pods)
+                )
+            )
+            names: set[str] = set()
+            async with asyncio.timeout(5):
+                while len(names) < 20:
+                    msg = await call.read()
+                    if msg.HasField("assignment"):
+                        names |= {json.loads(p)["metadata"]["name"] for p in msg.assignment.pods}
+            assert "RESYNC" in seen, "the events fit the history: this test proves nothing"
+            call.cancel()
