@@ -256,6 +256,7 @@ async def measure(
         figures["full_list_s"] = time.monotonic() - t0
         figures["full_list_items"] = len(pods)
         figures["full_list_pages"] = pages
+        figures["pods_not_ready"] = not_ready_summary(pods)
 
         after = await raft_view(api, masters)
         figures["raft_term_after"] = max(v.term for v in after if v is not None)
@@ -265,6 +266,26 @@ async def measure(
 
         figures["restart_caught_up_s"] = await restart_follower(api, masters, after, master_recs, state)
     return figures
+
+
+def not_ready_summary(pods: list[Any]) -> dict[str, int]:
+    """The pods not Ready, counted by where they are stuck: unbound, by phase, or terminating."""
+    counts: dict[str, int] = {}
+    for p in pods:
+        status = p.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        if ready:
+            continue
+        if p["metadata"].get("deletionTimestamp"):
+            where = "terminating"
+        elif not (p.get("spec") or {}).get("nodeName"):
+            where = "unbound"
+        else:
+            where = f"bound, phase {status.get('phase') or 'none'}"
+        counts[where] = counts.get(where, 0) + 1
+    return counts
 
 
 async def list_paged(api: Any) -> tuple[list[Any], int]:

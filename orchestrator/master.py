@@ -16,6 +16,7 @@ from orchestrator.api.gateway import NodeGatewayServicer
 from orchestrator.api.servicer import ApiServicer
 from orchestrator.audit import AuditLog
 from orchestrator.auth import Authenticator
+from orchestrator.gcpause import Freezer
 from orchestrator.kubeapi.server import KubeApi, serve, server_ssl_context
 from orchestrator.leader import LeaseKeeper, LocalCluster
 from orchestrator.store.admission import Admission, Limits
@@ -86,9 +87,9 @@ class Master:
         self.audit = AuditLog(options.audit_log) if options.audit_log else None
         self.admission = Admission(options.limits)
 
-    def status(self) -> api.MasterStatus:
+    async def status(self) -> api.MasterStatus:
+        revision, digest = await self.store.digest()
         raft = self.store.raft_status()
-        revision, digest = self.store.digest()
         lease = self.store.lease()
         state = {0: "follower", 1: "candidate", 2: "leader"}.get(
             raft.get("state", -1), str(raft.get("state"))
@@ -193,7 +194,9 @@ class Master:
         try:
             async with asyncio.TaskGroup() as tg:
                 keeper_task = tg.create_task(keeper.run()) if self.options.controllers else None
+                freezer = tg.create_task(Freezer().run())  # short GC pauses: see orchestrator.gcpause
                 await stop.wait()
+                freezer.cancel()
                 log.info("shutting down name=%s", self.options.name)
                 await health_servicer.enter_graceful_shutdown()
                 if keeper_task is not None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -77,7 +77,7 @@ class ApiServicer(api_grpc.ApiServicer):
         self,
         store: Store,
         auth: Authenticator,
-        status: Callable[[], api.MasterStatus],
+        status: Callable[[], Awaitable[api.MasterStatus]],
         audit: AuditLog | None = None,
         *,
         agent_tls: ClientTLS,
@@ -318,7 +318,7 @@ class ApiServicer(api_grpc.ApiServicer):
 
     @guard("read")
     async def Status(self, request: api.ClusterStatusRequest, context: Any) -> api.MasterStatus:
-        return self._status()
+        return await self._status()
 
     @guard_stream("read")
     async def Logs(self, request: api.LogsRequest, context: Any) -> AsyncIterator[api.LogChunk]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -148,6 +150,14 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
     leader retries at once instead of at its next heartbeat. A follower that comes back with a long
     stale tail (say, a deposed leader's uncommitted entries) is walked back one entry per answer, so
     at a 50 ms heartbeat thousands of entries took minutes; now each step is one round trip.
+
+    A repeated rejection: a follower busy for seconds (a restarted master replaying its journal) finds,
+    when it reads again, every append the leader sent meanwhile, and rejects each with the same "send
+    from my end". PySyncObj went back to that index on each of them and resent the whole range once
+    per rejection, and the follower truncated and re-added what it had just received (the scale bench's
+    "truncating already-applied log entries", 18 times in three seconds after a restart). A rejection
+    naming the index the leader already went back to, within RESEND_HOLD of doing so, is a stale
+    answer to an append sent before the resend: the leader keeps its place.
     """
     kind = message.get("type") if isinstance(message, dict) else None
     reads = _read_indexes.get(self)
@@ -176,15 +186,41 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
     if sent is None or now is None:
         return
     if message.get("reset"):
+        resent = _resent.setdefault(self, {})
+        went_back = resent.get(node)
+        if went_back is not None and went_back[0] == now and time.monotonic() - went_back[1] < RESEND_HOLD:
+            if sent > now:
+                next_index[node] = sent  # a stale answer: that range is on its way already
+            return
         # Retry only when this answer moved the index back: answers to probes already superseded
         # would otherwise each start a walk of their own.
         if now < sent and self._isLeader() and node in self._SyncObj__connectedNodes:
+            resent[node] = (now, time.monotonic())
             self._SyncObj__sendAppendEntries()
     elif message.get("success") and now < sent:
         next_index[node] = sent
 
 
 SyncObj._SyncObj__onMessageReceived = _on_raft_message
+
+
+_on_node_connected = SyncObj._SyncObj__onNodeConnected
+
+
+def _probe_on_connect(self: SyncObj, node: Any) -> None:
+    """A follower (re)connecting to the leader: PySyncObj keeps its next index from before, and the
+    leader's first append then carries every entry from there, in one go; when the follower's log ends
+    elsewhere (a restarted master) all of it is rejected and sent again from the right place (5,000
+    entries sent twice in the restart test). The leader starts it at its log's end instead, as a new
+    leader does: the first append is a probe without entries, the follower's answer says where its log
+    ends, and the entries go from there."""
+    _on_node_connected(self, node)
+    next_index = self._SyncObj__raftNextIndex
+    if self._isLeader() and node in next_index:
+        next_index[node] = self._SyncObj__getCurrentLogIndex() + 1
+
+
+SyncObj._SyncObj__onNodeConnected = _probe_on_connect
 
 
 def _finish_only_when_complete(self: SyncObj, message: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +279,9 @@ _last_tick: weakref.WeakKeyDictionary[SyncObj, float] = weakref.WeakKeyDictionar
 _STALL_WARNING = 0.2  # seconds between ticks worth a warning: half the minimum election timeout
 _read_indexes: weakref.WeakKeyDictionary[SyncObj, readindex.ReadIndex] = weakref.WeakKeyDictionary()
 _pre_votes: weakref.WeakKeyDictionary[SyncObj, prevote.PreVote] = weakref.WeakKeyDictionary()
+# Leader: per follower, the index it last went back to on a rejection, and when (see _on_raft_message).
+_resent: weakref.WeakKeyDictionary[SyncObj, dict[Any, tuple[int, float]]] = weakref.WeakKeyDictionary()
+RESEND_HOLD = 1.0  # seconds: past it, the same rejection is taken as new (the resend may have been lost)
 
 
 # With a secret, every Raft message is sealed by `Seal` (AES-256-GCM, replay-checked) in place of
@@ -272,6 +311,7 @@ class _Replica(SyncObjConsumer):
         """From a snapshot (store/snapshot.py), on the tick thread."""
         with self._lock:
             self.state = state
+        gc.freeze()  # the loaded state lives on: keep it out of the collector's walks (orchestrator.gcpause)
         log.info("state loaded from snapshot revision=%d", state.revision)
         self._on_applied()
 
@@ -317,7 +357,8 @@ class Store:
         self._in_flight = 0
         self._dispatched = 0
         self._digest: tuple[int, str] = (-1, "")
-        self._digesting: threading.Thread | None = None
+        self._digester = st.Digester()
+        self._digesting: asyncio.Event | None = None  # set when the digest being computed is done
         self._replica = _Replica(self._on_applied)
         snapshots = Snapshots(lambda: self._replica.state, self._replica.restore)
         conf = SyncObjConf(
@@ -561,26 +602,42 @@ class Store:
         with self._replica._lock:
             return self._replica.state.lease
 
-    def digest(self) -> tuple[int, str]:
+    async def digest(self, wait: float = DIGEST_WAIT) -> tuple[int, str]:
         """(the current revision, the state's digest at it), or (revision, "") while that digest is
-        still being computed: hashing 30,000 pods takes a second or two, so it runs on a thread of its
-        own (started here, waited for at most DIGEST_WAIT) and is kept until the revision moves."""
+        still being computed: the first over 30,000 pods takes a second or two (later ones hash only
+        what changed, st.Digester), so it runs on a thread of its own (started here, waited for at
+        most `wait`, without holding the event loop) and is kept until the revision moves."""
         with self._replica._lock:
             revision = self._replica.state.revision
             if self._digest[0] == revision:
                 return self._digest
-            if self._digesting is None or not self._digesting.is_alive():
+            if self._digesting is None or self._digesting.is_set():
                 objects = st.snapshot(self._replica.state)
-                self._digesting = threading.Thread(
-                    target=self._compute_digest, args=(revision, objects), name="state-digest", daemon=True
-                )
-                self._digesting.start()
-        self._digesting.join(DIGEST_WAIT)
+                self._digesting = done = asyncio.Event()
+                threading.Thread(
+                    target=self._compute_digest,
+                    args=(revision, objects, asyncio.get_running_loop(), done),
+                    name="state-digest",
+                    daemon=True,
+                ).start()
+            done = self._digesting
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), wait)
         digest = self._digest
         return (revision, digest[1]) if digest[0] == revision else (revision, "")
 
-    def _compute_digest(self, revision: int, objects: builtins.list[tuple[str, Obj]]) -> None:
-        self._digest = (revision, st.digest_of(revision, objects))
+    def _compute_digest(
+        self,
+        revision: int,
+        objects: builtins.list[tuple[str, Obj]],
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Event,
+    ) -> None:
+        try:
+            self._digest = (revision, self._digester.digest(revision, objects))
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(done.set)
 
     # ------------------------------------------------------------ raft
 

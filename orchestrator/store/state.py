@@ -567,7 +567,7 @@ _HANDLERS = {
 
 def digest(state: State) -> str:
     """A hash of every stored object and the revision: equal on masters that hold identical state."""
-    return digest_of(state.revision, snapshot(state))
+    return Digester().digest(state.revision, snapshot(state))
 
 
 def snapshot(state: State) -> list[tuple[str, Obj]]:
@@ -580,9 +580,27 @@ def snapshot(state: State) -> list[tuple[str, Obj]]:
     ]
 
 
-def digest_of(revision: int, objects: list[tuple[str, Obj]]) -> str:
-    h = hashlib.sha256(str(revision).encode())
-    for key, obj in objects:
-        h.update(key.encode())
-        h.update(json.dumps(obj, sort_keys=True).encode())
-    return h.hexdigest()[:16]
+class Digester:
+    """The state's digest, as masters compare it: equal states at equal revisions give equal digests.
+
+    Each object's hash is kept with the object it was computed from (objects are replaced, never
+    changed in place), so a digest encodes only the objects that changed since the last one; the
+    digest combines the objects' hashes by a sum, which does not depend on their order. Hashing every
+    object each time cost a restarted master, asked for its status every 0.1 s while catching up, over
+    40% of its CPU at 30,000 pods."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, tuple[Obj, int]] = {}
+
+    def digest(self, revision: int, objects: list[tuple[str, Obj]]) -> str:
+        total = 0
+        hashes: dict[str, tuple[Obj, int]] = {}
+        for key, obj in objects:
+            cached = self._hashes.get(key)
+            if cached is None or cached[0] is not obj:
+                encoded = key.encode() + b"\0" + json.dumps(obj, sort_keys=True).encode()
+                cached = (obj, int.from_bytes(hashlib.blake2b(encoded, digest_size=8).digest(), "big"))
+            hashes[key] = cached
+            total = (total + cached[1]) & 0xFFFF_FFFF_FFFF_FFFF
+        self._hashes = hashes
+        return hashlib.sha256(f"{revision}:{total}".encode()).hexdigest()[:16]

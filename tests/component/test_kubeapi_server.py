@@ -150,7 +150,7 @@ async def test_over_the_limits_is_429_with_retry_after_and_nothing_written(tmp_p
                 assert body["details"] == {"retryAfterSeconds": 2}, body
         async with session.get(base + CMS, headers=HEADERS) as r:
             assert r.status == 200 and (await r.json())["items"] == []
-        assert store.digest()[0] == 0  # nothing reached Raft
+        assert (await store.digest())[0] == 0  # nothing reached Raft
     finally:
         await session.close()
         await runner.cleanup()

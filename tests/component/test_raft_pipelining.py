@@ -23,7 +23,7 @@ WRITES = 3000
 
 
 class Counter(SyncObj):
-    def __init__(self, me: str, peers: list[str], journal: str | None = None) -> None:
+    def __init__(self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0) -> None:
         conf = SyncObjConf(
             appendEntriesPeriod=0.05,
             autoTickPeriod=0.05,
@@ -34,12 +34,17 @@ class Counter(SyncObj):
             appendEntriesUseBatch=False,
             journalFile=journal,
             fullDumpFile=journal + ".dump" if journal else None,
+            logCompactionMinEntries=1_000_000,  # entries, not a snapshot, reach a follower behind
         )
         super().__init__(me, peers, conf)
         self.applied = 0
+        self.stall = stall  # the first apply blocks the tick thread this long (a long replay)
 
     @replicated
     def add(self) -> int:
+        if self.stall:
+            time.sleep(self.stall)
+            self.stall = 0.0
         self.applied += 1
         return self.applied
 
@@ -188,5 +193,56 @@ def test_deposed_leader_with_a_long_stale_tail_catches_up(tmp_path: Path) -> Non
             time.sleep(0.05)
         assert nodes[a].applied == committed, f"caught up to {nodes[a].applied} of {committed}"
     finally:
+        for n in nodes:
+            n.destroy()
+
+
+def test_a_restarted_follower_catching_up_is_sent_each_entry_once(tmp_path: Path) -> None:
+    """A follower restarted behind the leader answers each append the leader pipelined before it knew
+    with the same "reset" (send from my end). Honouring every such stale answer made the leader resend
+    the whole missing range once per answer, and the follower truncate and re-add entries it had
+    already applied; and the leader's first append after the reconnection carried every entry from
+    where it had stopped, all rejected. With the patches each missed entry is sent once."""
+    received = [0]
+
+    def counting(self: SyncObj, node: object, message: dict) -> None:
+        if message.get("type") == "append_entries" and self is nodes[lagging]:
+            received[0] += len(message.get("entries", ()))
+        raft._on_raft_message(self, node, message)
+
+    SyncObj._SyncObj__onMessageReceived = counting
+    addrs = [free_address() for _ in range(3)]
+
+    def start(i: int, stall: float = 0.0) -> Counter:
+        return Counter(addrs[i], [a for a in addrs if a != addrs[i]], str(tmp_path / f"n{i}.journal"), stall)
+
+    lagging = 0
+    nodes = [start(i) for i in range(3)]
+    records = Records()
+    logging.getLogger("pysyncobj").addHandler(records)
+    try:
+        leader = leader_of(nodes)
+        lagging = next(i for i in range(3) if nodes[i] is not leader)
+        leader.add(sync=True, timeout=5)
+        held = leader.applied  # what the stopped follower's journal holds, at most
+        nodes[lagging].destroy()
+        add_many(leader, WRITES)
+        leader.add(sync=True, timeout=30)
+        received[0] = 0
+        nodes[lagging] = start(lagging, stall=1.0)  # its replay takes long: appends queue up meanwhile
+        for _ in range(40):  # writes go on while it replays, each append sent at once
+            add_many(leader, 50)
+            time.sleep(0.025)
+        leader.add(sync=True, timeout=30)
+        committed = leader.applied
+        deadline = time.monotonic() + 20
+        while nodes[lagging].applied != committed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert nodes[lagging].applied == committed
+        missed = committed - held
+        assert received[0] <= missed * 1.2, f"{received[0]} entries sent for {missed} missed"
+        assert not [m for m in records.messages if "truncating already-applied" in m], records.messages[:3]
+    finally:
+        logging.getLogger("pysyncobj").removeHandler(records)
         for n in nodes:
             n.destroy()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from orchestrator.store import commands as st_commands
 from orchestrator.store import state as st
 
 
@@ -237,6 +238,16 @@ def test_same_commands_give_same_digest_and_results(cmds: list[dict]) -> None:
     rb = [st.apply(b, copy.deepcopy(c)) for c in cmds]
     assert ra == rb
     assert st.digest(a) == st.digest(b)
+    # A digester that kept its hashes from an earlier state gives what a fresh one gives.
+    kept = st.Digester()
+    kept.digest(0, st.snapshot(st.State()))
+    half = st.State()
+    for c in cmds[: len(cmds) // 2]:
+        st.apply(half, copy.deepcopy(c))
+    kept.digest(half.revision, st.snapshot(half))
+    for c in cmds[len(cmds) // 2 :]:
+        st.apply(half, copy.deepcopy(c))
+    assert kept.digest(half.revision, st.snapshot(half)) == st.digest(a)
     # The objects equal a replay of the history's last state per key.
     replay: dict[str, dict] = {}
     for ev in a.history:
@@ -272,3 +283,18 @@ def test_pods_are_indexed_by_their_controller_and_a_snapshot_without_the_index_b
     assert restored.pods_by_owner == {
         "default/ReplicaSet/rs1": {"Pod/default/a": None, "Pod/default/b": None}
     }
+
+
+def test_digest_changes_with_an_object_and_not_with_the_digester() -> None:
+    state = st.State()
+    for i in range(3):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "d"}}
+        st.apply(state, st_commands.create(cm, uid=f"u{i}", now=1.0, rid=f"r{i}"))
+    digester = st.Digester()
+    first = digester.digest(state.revision, st.snapshot(state))
+    assert digester.digest(state.revision, st.snapshot(state)) == first == st.digest(state)
+    changed = st.snapshot(state)
+    key, obj = changed[1]
+    changed[1] = (key, {**obj, "data": {"k": "v"}})
+    assert digester.digest(state.revision, changed) != first
+    assert digester.digest(state.revision + 1, st.snapshot(state)) != first
