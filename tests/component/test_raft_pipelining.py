@@ -23,12 +23,15 @@ WRITES = 3000
 
 
 class Counter(SyncObj):
-    def __init__(self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0) -> None:
+    def __init__(
+        self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0, timeout: float = 0.4
+    ) -> None:
         conf = SyncObjConf(
             appendEntriesPeriod=0.05,
             autoTickPeriod=0.05,
-            raftMinTimeout=0.4,
-            raftMaxTimeout=0.8,
+            raftMinTimeout=timeout,
+            raftMaxTimeout=2 * timeout,
+            connectionTimeout=max(3.5, 2 * timeout),
             bindAddress=me,
             useFork=False,
             appendEntriesUseBatch=False,
@@ -108,7 +111,7 @@ def run_cluster(on_message: Callable[[SyncObj, object, dict], None]) -> tuple[li
     finally:
         logging.getLogger("pysyncobj").removeHandler(records)
         for n in nodes:
-            n.destroy()
+            n.destroy_synchronous()
 
 
 @pytest.fixture(autouse=True)
@@ -169,11 +172,11 @@ def test_deposed_leader_with_a_long_stale_tail_catches_up(tmp_path: Path) -> Non
             old.add(sync=True, timeout=5)
         others = [i for i in range(3) if i != a]
         for i in others:  # the followers go away; the leader appends what it cannot commit
-            nodes[i].destroy()
+            nodes[i].destroy_synchronous()
         time.sleep(0.2)
         add_many(old, 1500)
         time.sleep(1.0)
-        old.destroy()
+        old.destroy_synchronous()
         time.sleep(0.2)
         for i in others:  # the followers come back, elect a new leader and move on
             nodes[i] = start(i)
@@ -184,7 +187,7 @@ def test_deposed_leader_with_a_long_stale_tail_catches_up(tmp_path: Path) -> Non
         # The deposed leader comes back with its stale tail, and a new election follows: the next
         # leader starts it at its own log's end, 1,600 entries past where the logs part.
         b = nodes.index(new)
-        new.destroy()
+        new.destroy_synchronous()
         nodes[a] = start(a)
         nodes[b] = start(b)
         leader_of(nodes)
@@ -194,7 +197,7 @@ def test_deposed_leader_with_a_long_stale_tail_catches_up(tmp_path: Path) -> Non
         assert nodes[a].applied == committed, f"caught up to {nodes[a].applied} of {committed}"
     finally:
         for n in nodes:
-            n.destroy()
+            n.destroy_synchronous()
 
 
 def test_a_restarted_follower_catching_up_is_sent_each_entry_once(tmp_path: Path) -> None:
@@ -202,7 +205,27 @@ def test_a_restarted_follower_catching_up_is_sent_each_entry_once(tmp_path: Path
     with the same "reset" (send from my end). Honouring every such stale answer made the leader resend
     the whole missing range once per answer, and the follower truncate and re-add entries it had
     already applied; and the leader's first append after the reconnection carried every entry from
-    where it had stopped, all rejected. With the patches each missed entry is sent once."""
+    where it had stopped, all rejected. With the patches each missed entry is sent once.
+
+    The count means something only under one leader: a run with an election (three nodes and the
+    writer share one process, and a loaded machine can stall its threads) is run again, twice at most."""
+    elections = []
+    for attempt in range(3):
+        outcome = catch_up_once(tmp_path / f"attempt-{attempt}")
+        if isinstance(outcome, str):
+            elections.append(outcome)
+            continue
+        received, missed, truncations = outcome
+        assert received <= missed * 1.2, f"{received} entries sent for {missed} missed"
+        assert not truncations, truncations[:3]
+        return
+    raise AssertionError(f"an election in every attempt: {elections}")
+
+
+def catch_up_once(tmp_path: Path) -> tuple[int, int, list[str]] | str:
+    """(entries sent to the restarted follower, entries it missed, truncation warnings), or a
+    description of the election that made the count meaningless."""
+    tmp_path.mkdir()
     received = [0]
 
     def counting(self: SyncObj, node: object, message: dict) -> None:
@@ -214,35 +237,36 @@ def test_a_restarted_follower_catching_up_is_sent_each_entry_once(tmp_path: Path
     addrs = [free_address() for _ in range(3)]
 
     def start(i: int, stall: float = 0.0) -> Counter:
-        return Counter(addrs[i], [a for a in addrs if a != addrs[i]], str(tmp_path / f"n{i}.journal"), stall)
+        journal = str(tmp_path / f"n{i}.journal")
+        return Counter(addrs[i], [a for a in addrs if a != addrs[i]], journal, stall)
 
     lagging = 0
     nodes = [start(i) for i in range(3)]
     records = Records()
     logging.getLogger("pysyncobj").addHandler(records)
     try:
-        leader = leader_of(nodes)
+        leader = leader_of(nodes, timeout=20)
+        term = leader.raftCurrentTerm
         lagging = next(i for i in range(3) if nodes[i] is not leader)
-        leader.add(sync=True, timeout=5)
-        held = leader.applied  # what the stopped follower's journal holds, at most
-        nodes[lagging].destroy()
+        add_many(leader, WRITES)  # it is stopped with appends in flight: the leader's next index for
+        nodes[lagging].destroy_synchronous()  # it runs ahead of what it holds, as with a kill -9
         add_many(leader, WRITES)
         leader.add(sync=True, timeout=30)
+        held = nodes[lagging].applied  # what its journal holds, about
         received[0] = 0
         nodes[lagging] = start(lagging, stall=1.0)  # its replay takes long: appends queue up meanwhile
-        for _ in range(40):  # writes go on while it replays, each append sent at once
-            add_many(leader, 50)
-            time.sleep(0.025)
+        add_many(leader, 2000)  # writes go on while it replays, each append sent at once
         leader.add(sync=True, timeout=30)
         committed = leader.applied
         deadline = time.monotonic() + 20
         while nodes[lagging].applied != committed and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert nodes[lagging].applied == committed
-        missed = committed - held
-        assert received[0] <= missed * 1.2, f"{received[0]} entries sent for {missed} missed"
-        assert not [m for m in records.messages if "truncating already-applied" in m], records.messages[:3]
+        if not leader._isLeader() or leader.raftCurrentTerm != term:
+            return f"term {term} -> {[n.raftCurrentTerm for n in nodes]}"
+        assert nodes[lagging].applied == committed, f"caught up to {nodes[lagging].applied} of {committed}"
+        truncations = [m for m in records.messages if "truncating already-applied" in m]
+        return received[0], committed - held, truncations
     finally:
         logging.getLogger("pysyncobj").removeHandler(records)
         for n in nodes:
-            n.destroy()
+            n.destroy_synchronous()

@@ -114,3 +114,34 @@ async def test_a_controller_write_under_a_lost_lease_is_fenced(tmp_path: Path) -
         assert store.get("ConfigMap", "default", "cm-2") is None
     finally:
         store.destroy()
+
+
+async def test_a_snapshot_follows_many_commands_in_few_entries(
+    tmp_path: Path, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes proposed together travel as one entry of many commands: PySyncObj's triggers (entries,
+    time) are not reached, and the Store asks for a snapshot by the commands applied."""
+    from orchestrator.store import raft
+
+    monkeypatch.setattr(raft, "COMPACT_AFTER_COMMANDS", COMPACT_AFTER)
+    timing = RaftTiming(compaction_min_entries=1_000_000, compaction_min_time=3600)
+    address = f"127.0.60.54:{free_port('127.0.60.54')}"
+    store = Store(address, [], str(tmp_path), timing)
+    try:
+        store.attach(asyncio.get_running_loop())
+        await wait_leader(store)
+        for start in range(0, WRITES, 100):  # 100 proposals at once: one or two entries
+            await asyncio.gather(
+                *(
+                    store.propose(commands.create(config_map(i), uid=f"u{i}", now=time.time(), rid=f"r{i}"))
+                    for i in range(start, start + 100)
+                )
+            )
+        entries = store.raft_status()["log_len"]
+        assert entries < COMPACT_AFTER, f"{entries} entries: PySyncObj's own trigger would do"
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "raft.dump").exists():
+            assert time.monotonic() < deadline, f"no snapshot written; pysyncobj said {records.messages[:3]}"
+            await asyncio.sleep(0.05)
+    finally:
+        store.destroy()
