@@ -59,14 +59,17 @@ class RaftTiming:
     With `batch` False a proposal wakes the tick thread through a pipe and the leader sends each entry,
     and each new commit index, at once, so neither period below adds to a write's latency: the append
     period is only the idle heartbeat, and the tick only how long the thread sleeps with nothing to do.
-    (A 2 ms tick and heartbeat cost each idle master 10% of a core and bought nothing; 100 ms instead
-    of 50 ms took the idle cluster with 1,000 nodes from 0.116 to 0.097 cores, 2026-12-03, with four
-    heartbeats still inside the minimum election timeout, as etcd's 100 ms and 1 s keep ten.) With
-    `batch` True, PySyncObj's own batching, a write waits for the next append period.
+    (A 2 ms tick and heartbeat cost each idle master 10% of a core and bought nothing; a 100 ms
+    heartbeat instead of 50 ms took the idle cluster with 1,000 nodes from 0.116 to 0.096 cores,
+    2026-12-03, with four heartbeats still inside the minimum election timeout; etcd's 100 ms and 1 s
+    keep ten. The tick stays at 50 ms: a follower checks its election deadline once a tick, and with a
+    100 ms tick both survivors of a killed leader started their elections in the same millisecond,
+    split the vote, and the failover took 3 s.) With `batch` True, PySyncObj's own batching, a write
+    waits for the next append period.
     """
 
     append_entries_period: float = 0.1
-    auto_tick_period: float = 0.1
+    auto_tick_period: float = 0.05
     min_timeout: float = 0.4
     max_timeout: float = 0.8
     connection_timeout: float = 1.5
