@@ -23,15 +23,12 @@ WRITES = 3000
 
 
 class Counter(SyncObj):
-    def __init__(
-        self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0, timeout: float = 0.4
-    ) -> None:
+    def __init__(self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0) -> None:
         conf = SyncObjConf(
             appendEntriesPeriod=0.05,
             autoTickPeriod=0.05,
-            raftMinTimeout=timeout,
-            raftMaxTimeout=2 * timeout,
-            connectionTimeout=max(3.5, 2 * timeout),
+            raftMinTimeout=0.4,
+            raftMaxTimeout=0.8,
             bindAddress=me,
             useFork=False,
             appendEntriesUseBatch=False,
