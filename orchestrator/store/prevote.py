@@ -47,8 +47,9 @@ class PreVote:
         there is no one to ask); otherwise a round starts and the timer is set again."""
         if self._won:
             self._won = False
-            self._round = 0
-            return True
+            if self._round == self._sync.raftCurrentTerm + 1:
+                self._round = 0
+                return True
         others = self._raft("otherNodes")
         if not others:
             return True
@@ -93,3 +94,13 @@ class PreVote:
             if len(self._grants) + 1 > (len(self._raft("otherNodes")) + 1) / 2:
                 self._won = True
                 setattr(sync, _PRIVATE + "raftElectionDeadline", 0.0)  # elect at the next tick
+
+    def leader_heard(self) -> None:
+        """An append from a leader of this master's term or later: a round won before it is void.
+
+        Won, the round set the election for the next tick; an append arriving first pushed the timer
+        back but left the win standing, and the master's next timeout, seconds later (a paused
+        process), started an election straight away, without asking again whether anyone would
+        vote for it while that leader lived."""
+        self._won = False
+        self._round = 0

@@ -174,11 +174,22 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
         if (pre := _pre_votes.get(self)) is not None:
             pre.on_message(node, message)
         return
-    if reads is not None:
-        if kind == "request_vote" and reads.refuses_vote():
-            return  # leader stickiness: see store/readindex.py
-        if kind == "append_entries" and message.get("term", -1) >= self.raftCurrentTerm:
+    if kind == TERM_NOTICE:
+        _on_term_notice(self, node, message)
+        return
+    if kind == "append_entries":
+        term = message.get("term", -1)
+        if isinstance(term, int) and term < self.raftCurrentTerm:
+            # From a leader of an older term, which PySyncObj ignores without a word: say which term
+            # this master is at, so that leader steps down (see _on_term_notice).
+            self._SyncObj__transport.send(node, {"type": TERM_NOTICE, "term": self.raftCurrentTerm})
+            return
+        if (pre := _pre_votes.get(self)) is not None:
+            pre.leader_heard()
+        if reads is not None:
             reads.heard_leader = time.monotonic()
+    if kind == "request_vote" and reads is not None and reads.refuses_vote():
+        return  # leader stickiness: see store/readindex.py
     if kind == "append_entries" and message.get("transmission") == "finish":
         message = _finish_only_when_complete(self, message)
     if kind != "next_node_idx":
@@ -207,6 +218,28 @@ def _on_raft_message(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
 
 
 SyncObj._SyncObj__onMessageReceived = _on_raft_message
+TERM_NOTICE = "skiff_term"
+
+
+def _on_term_notice(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
+    """Another master is at a later term than this one, which leads or follows an older term's leader.
+
+    Raft's rule for any message of a later term: take that term and become a follower. PySyncObj
+    applies it only to vote requests, and Skiff's stickiness refuses those from a master that cannot
+    win (store/readindex.py, store/prevote.py). So a master that raised its term in an election it
+    lost (its pre-vote won, then the others heard from the leader again) stayed at that term for good:
+    it ignored the leader's appends as older, the others refused its rounds, and it never applied
+    another entry (a CI chaos run ended with one master at revision 7,000, the others at 10,862). Its answer to an append
+    of the older term is this notice, and the leader steps down: the next election, at a later term,
+    is won by a master with the whole log (etcd answers the same way, for the same reason)."""
+    term = message.get("term")
+    if not isinstance(term, int) or term <= self.raftCurrentTerm:
+        return
+    log.warning("raft: %s is at term %d, past this master's %d: %s", node, term, self.raftCurrentTerm,
+                "stepping down" if self._isLeader() else "following it")  # fmt: skip
+    self._SyncObj__setCurrentTerm(term, None)
+    self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+    self._SyncObj__raftLeader = None
 
 
 _on_node_connected = SyncObj._SyncObj__onNodeConnected
@@ -287,6 +320,19 @@ _pre_votes: weakref.WeakKeyDictionary[SyncObj, prevote.PreVote] = weakref.WeakKe
 # Leader: per follower, the index it last went back to on a rejection, and when (see _on_raft_message).
 _resent: weakref.WeakKeyDictionary[SyncObj, dict[Any, tuple[int, float]]] = weakref.WeakKeyDictionary()
 RESEND_HOLD = 1.0  # seconds: past it, the same rejection is taken as new (the resend may have been lost)
+
+
+def add_skiff_raft(sync: SyncObj, min_timeout: float) -> readindex.ReadIndex:
+    """Skiff's additions to a SyncObj's Raft, besides the patches above: the ReadIndex with its
+    leader stickiness (store/readindex.py) and PreVote (store/prevote.py). Returns the ReadIndex.
+
+    Kept beside the SyncObj, not on it: PySyncObj pickles every attribute set after its __init__
+    into each snapshot, and the ReadIndex reaches the transport's cipher, which does not pickle
+    (every log compaction failed with "Failed to store full dump")."""
+    reads = readindex.ReadIndex(sync, min_timeout)
+    _read_indexes[sync] = reads
+    _pre_votes[sync] = prevote.PreVote(sync, reads.refuses_vote)
+    return reads
 
 
 # With a secret, every Raft message is sealed by `Seal` (AES-256-GCM, replay-checked) in place of
@@ -410,12 +456,7 @@ class Store:
         )
         self._sync = SyncObj(self_address, peers, conf=conf, consumers=[self._replica])
         self._replica.compact = self._sync.forceLogCompaction
-        self._reads = readindex.ReadIndex(self._sync, timing.min_timeout)
-        # Not an attribute of the SyncObj: PySyncObj pickles every attribute set after its __init__
-        # into each snapshot, and this one reaches the transport's cipher, which does not pickle
-        # (every log compaction failed with "Failed to store full dump").
-        _read_indexes[self._sync] = self._reads
-        _pre_votes[self._sync] = prevote.PreVote(self._sync, self._reads.refuses_vote)
+        self._reads = add_skiff_raft(self._sync, timing.min_timeout)
         self.address = self_address
 
     # ------------------------------------------------------------ loop bridge

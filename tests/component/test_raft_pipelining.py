@@ -23,7 +23,14 @@ WRITES = 3000
 
 
 class Counter(SyncObj):
-    def __init__(self, me: str, peers: list[str], journal: str | None = None, stall: float = 0.0) -> None:
+    def __init__(
+        self,
+        me: str,
+        peers: list[str],
+        journal: str | None = None,
+        stall: float = 0.0,
+        skiff_raft: bool = True,
+    ) -> None:
         conf = SyncObjConf(
             appendEntriesPeriod=0.05,
             autoTickPeriod=0.05,
@@ -37,6 +44,8 @@ class Counter(SyncObj):
             logCompactionMinEntries=1_000_000,  # entries, not a snapshot, reach a follower behind
         )
         super().__init__(me, peers, conf)
+        if skiff_raft:  # pre-vote and stickiness, as the masters have (with Skiff's message handler)
+            raft.add_skiff_raft(self, min_timeout=0.4)
         self.applied = 0
         self.stall = stall  # the first apply blocks the tick thread this long (a long replay)
 
@@ -79,7 +88,8 @@ def run_cluster(on_message: Callable[[SyncObj, object, dict], None]) -> tuple[li
 
     SyncObj._SyncObj__onMessageReceived = counting
     addrs = [free_address() for _ in range(3)]
-    nodes = [Counter(a, [p for p in addrs if p != a]) for a in addrs]
+    skiff_raft = on_message is raft._on_raft_message
+    nodes = [Counter(a, [p for p in addrs if p != a], skiff_raft=skiff_raft) for a in addrs]
     records = Records()
     logging.getLogger("pysyncobj").addHandler(records)
     try:

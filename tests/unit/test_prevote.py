@@ -71,3 +71,26 @@ def test_a_master_grants_only_an_up_to_date_asker_while_no_leader_holds_it() -> 
     assert not answer(follower, False, ask(3, (3, 100)))  # no newer term to ask about
     assert answer(follower, False, ask(4, (4, 1)))  # a newer last term wins over a longer log
     assert not answer(FakeRaft(leader=True), False, ask(4, (3, 100)))  # a live leader never grants
+
+
+def test_a_won_round_is_void_once_a_leader_is_heard() -> None:
+    """The win sets the election for the next tick; a leader's append arriving first pushes the timer
+    back. The master's next timeout (a pause of seconds) must ask again, not elect at once."""
+    raft = FakeRaft()
+    pre = PreVote(raft, lambda: False)
+    pre.may_elect()
+    pre.on_message("c", {"type": PRE_VOTE_ACK, "term": 4, "granted": True})
+    assert raft._SyncObj__raftElectionDeadline == 0.0
+    pre.leader_heard()
+    raft.sent.clear()
+    assert not pre.may_elect()
+    assert [m["type"] for _, m in raft.sent] == [PRE_VOTE, PRE_VOTE]
+
+
+def test_a_round_won_for_a_term_that_has_passed_elects_nothing() -> None:
+    raft = FakeRaft()
+    pre = PreVote(raft, lambda: False)
+    pre.may_elect()
+    pre.on_message("c", {"type": PRE_VOTE_ACK, "term": 4, "granted": True})
+    raft.raftCurrentTerm = 4  # a term-4 leader was heard before the tick, and the timer ran out again
+    assert not pre.may_elect()
