@@ -459,6 +459,9 @@ class ResourceHandlers:
         return Answer(200, self._scale_of(target, self._stored(target)))
 
     async def set_scale(self, target: Target, scale: Obj) -> Answer:
+        for part in ("metadata", "spec"):
+            if not isinstance(scale.get(part) or {}, dict):
+                raise errors.Invalid(f"{part}: Invalid value: must be an object")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.Invalid(
@@ -478,7 +481,8 @@ class ResourceHandlers:
     async def patch_scale(self, target: Target, media_type: str, body: bytes) -> Answer:
         scale = self._scale_of(target, self._stored(target))
         patched = applied(media_type, scale, body)
-        patched.setdefault("metadata", {}).pop("resourceVersion", None)
+        if isinstance(patched.get("metadata"), dict):
+            patched["metadata"].pop("resourceVersion", None)
         return await self.set_scale(target, patched)
 
     async def set_status(self, target: Target, obj: Obj) -> Answer:

@@ -14,6 +14,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -155,3 +156,49 @@ async def test_over_the_limits_is_429_with_retry_after_and_nothing_written(tmp_p
         await session.close()
         await runner.cleanup()
         store.destroy()
+
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+async def test_null_fields_are_defaulted_and_a_bent_scale_patch_is_refused(
+    alone: tuple[aiohttp.ClientSession, str, Store],
+) -> None:
+    """A Deployment whose `strategy.rollingUpdate` is null is created with the default (25%/25%), as
+    Kubernetes decodes null; a JSON patch of its Scale that leaves metadata or spec not an object is
+    422 Invalid, and the replicas stay as they were."""
+    session, base, _ = alone
+    labels = {"app": "f"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "f", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": None},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+    for _ in range(50):  # the lone master elects itself within a second
+        async with session.post(base + DEPLOYMENTS, data=json.dumps(deployment), headers=HEADERS) as r:
+            body = await r.json()
+            if r.status == 201:
+                break
+    assert r.status == 201, body
+    assert body["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
+    patch_headers = {**HEADERS, "Content-Type": "application/json-patch+json"}
+    bent: list[tuple[str, Any]] = [("/metadata", "x"), ("/spec", []), ("/metadata", None)]
+    for path, value in bent:
+        op = [{"op": "replace", "path": path, "value": value}]
+        async with session.patch(
+            base + DEPLOYMENTS + "/f/scale", data=json.dumps(op), headers=patch_headers
+        ) as r:
+            body = await r.json()
+            # A null metadata is no metadata: the patch applies and sets the replicas it already had.
+            assert (r.status, body["kind"]) == ((200, "Scale") if value is None else (422, "Status")), body
+    async with session.get(base + DEPLOYMENTS + "/f", headers=HEADERS) as r:
+        assert (await r.json())["spec"]["replicas"] == 1
