@@ -23,7 +23,8 @@ class WorkQueue(Generic[K]):
     - `add_after(key, delay)` adds it once `delay` seconds have passed on the injected clock (the earliest
       of several pending delays wins);
     - `add_rate_limited(key)` adds it after `base_delay * 2**failures` (capped at `max_delay`) and counts a
-      failure; `forget(key)` resets the count once the key was processed successfully.
+      failure; `forget(key)` resets the count once the key was processed successfully;
+    - `hold(key, seconds)`: an add within that time waits until it has passed (the adds coalesce).
     All methods run on one event loop; several consumers may `get` concurrently.
     """
 
@@ -43,6 +44,7 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self._waiting: dict[K, float] = {}
         self._heap: list[tuple[float, int, K]] = []
+        self._held: dict[K, float] = {}  # key -> when its hold ends
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
 
@@ -51,6 +53,8 @@ class WorkQueue(Generic[K]):
 
     def add(self, key: K) -> None:
         if key in self._dirty:
+            return
+        if self._held and self._still_held(key):
             return
         self._dirty.add(key)
         if key not in self._processing:
@@ -83,11 +87,27 @@ class WorkQueue(Generic[K]):
     def num_requeues(self, key: K) -> int:
         return self._failures.get(key, 0)
 
+    def hold(self, key: K, seconds: float) -> None:
+        if seconds > 0:
+            self._held[key] = self._clock() + seconds
+
+    def _still_held(self, key: K) -> bool:
+        """If `key` is held, schedule it for the hold's end and say so; forget a hold that ended."""
+        until = self._held.get(key)
+        if until is None:
+            return False
+        remaining = until - self._clock()
+        if remaining <= 0:
+            del self._held[key]
+            return False
+        self.add_after(key, remaining)
+        return True
+
     def done(self, key: K) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
-            self._queue.append(key)
-            self._wakeup.set()
+        if key in self._dirty:  # added while it was processed: queue it again (or at its hold's end)
+            self._dirty.discard(key)
+            self.add(key)
 
     def _promote(self) -> float | None:
         """Move due delayed keys into the queue; return seconds until the next one is due, or None."""

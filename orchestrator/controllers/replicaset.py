@@ -240,7 +240,7 @@ class ReplicaSetController(ControllerActor):
         )
 
     async def sync(self, key: str) -> None:
-        actions = self.reconcile(key)
+        actions = self.paced_reconcile(key)
         creates = sum(1 for a in actions if isinstance(a, Create))
         deletes = [a.name for a in actions if isinstance(a, Delete)]
         self.expectations.expect(key, self.cluster.now(), creates=creates, deletes=deletes)

@@ -511,29 +511,78 @@ async def test_scheduler_usage_cache_matches_a_full_count_after_binds_deletes_an
     task = asyncio.create_task(scheduler.run())
     try:
         await until(lambda: scheduler.bound == 60, what="60 bound")
-        scheduler._usage()  # the cache is built; everything below reaches it through events only
+        scheduler._current_usage()  # the cache is built; everything below reaches it through events only
         for i in range(0, 60, 3):
             cluster.apply_delete("Pod", "default", f"p{i}", force=True)
         cluster.apply_patch("Pod", "default", "p1", {"status": {"phase": "Succeeded"}}, status=True)
         kubelet_b = FakeKubelet(cluster, ["late-node"])
         kubelet_b.step()
         cluster.apply_delete("Node", "", "n5", force=True)
+        bound_elsewhere = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "direct", "namespace": "default"},
+            "spec": {
+                "nodeName": "n2",  # bound at its creation, not by this scheduler
+                "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "300m"}}}],
+            },
+        }
+        cluster.apply_create(bound_elsewhere)
+        cluster.apply_patch("Pod", "default", "p2", {"status": {"phase": "Running"}}, status=True)
 
         def counted(infos: dict[str, Any]) -> dict[str, Any]:
             return {n: (i.used_cpu, i.used_memory, i.pods, dict(+i.owners)) for n, i in infos.items()}
 
         await asyncio.sleep(0.05)  # the fake delivers events as a watch does: a little later
         full = node_infos(cluster.list("Node"), cluster.list("Pod"))
-        assert counted(scheduler._usage()) == counted(full)
+        assert counted(scheduler._current_usage()) == counted(full)
         assert "late-node" in full and "n5" not in full
         # Events lost (the store's RESYNC): the cache is stale until the scheduler forgets it.
         unsubscribe()
         for i in (4, 7, 10):
             cluster.apply_delete("Pod", "default", f"p{i}", force=True)
         full = node_infos(cluster.list("Node"), cluster.list("Pod"))
-        assert counted(scheduler._usage()) != counted(full)
+        assert counted(scheduler._current_usage()) != counted(full)
         scheduler.forget_usage()
-        assert counted(scheduler._usage()) == counted(full)
+        assert counted(scheduler._current_usage()) == counted(full)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_failed_bind_leaves_no_usage_behind() -> None:
+    """A placement whose bind fails is taken back out of the usage cache (counted once a retry binds)."""
+    from orchestrator.scheduling import node_infos
+
+    cluster = FakeCluster()
+    FakeKubelet(cluster, ["n0", "n1"]).step()
+    scheduler = SchedulerController(cluster, EventRecorder(cluster, "test"))
+    cluster.subscribe(scheduler.handle)
+    scheduler._current_usage()
+
+    def counted(infos: dict[str, Any]) -> dict[str, Any]:
+        return {n: (i.used_cpu, i.pods) for n, i in infos.items()}
+
+    spec = {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m"}}}]}
+    cluster.fail_next = [errors.Conflict("bent"), errors.Unavailable("no leader")]
+    for name in ("dropped", "retried"):
+        cluster.apply_create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": spec,
+            }
+        )
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await until(lambda: scheduler.bound == 1, what="the retried pod bound")
+        await asyncio.sleep(0.05)  # its event arrives a little later
+        assert counted(scheduler._current_usage()) == counted(
+            node_infos(cluster.list("Node"), cluster.list("Pod"))
+        )
+        assert sum(i.pods for i in scheduler._current_usage().values()) == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,9 +1,16 @@
-"""WorkQueue: de-duplication, processing exclusivity, backoff with an injected clock."""
+"""WorkQueue: de-duplication, processing exclusivity, backoff and holds with an injected clock; a
+controller holding a key whose reconcile is costly."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+
+from orchestrator.controllers import base
+from orchestrator.controllers.base import Action, ControllerActor
 from orchestrator.controllers.queue import WorkQueue
 from tests.component.fake_cluster import FakeClock
 
@@ -68,3 +75,74 @@ async def test_get_waits_for_add_and_for_delays() -> None:
     assert await asyncio.wait_for(getter, 1) == "x"
     q.add_after("y", 0.02)
     assert await asyncio.wait_for(q.get(), 1) == "y"
+
+
+def test_adds_during_a_hold_coalesce_at_its_end() -> None:
+    clock = FakeClock(0.0)
+    q: WorkQueue[str] = WorkQueue(clock=clock.now)
+    q.add("a")
+    assert q.get_nowait() == "a"
+    q.hold("a", 2.0)
+    q.add("a")  # while processing: queued again at done, but not before the hold ends
+    q.done("a")
+    q.add("b")
+    assert q.get_nowait() == "b"  # another key is not held
+    q.done("b")
+    clock.advance(1.0)
+    q.add("a")
+    assert q.get_nowait() is None
+    clock.advance(1.0)
+    assert q.get_nowait() == "a"  # the adds came out as one
+    q.done("a")
+    assert q.get_nowait() is None
+    q.add("a")  # the hold has ended: at once
+    assert q.get_nowait() == "a"
+
+
+def test_a_hold_does_not_lose_an_add_after() -> None:
+    clock = FakeClock(0.0)
+    q: WorkQueue[str] = WorkQueue(clock=clock.now)
+    q.hold("a", 5.0)
+    q.add_after("a", 1.0)
+    clock.advance(1.0)
+    assert q.get_nowait() is None
+    clock.advance(4.0)
+    assert q.get_nowait() == "a"
+
+
+class _Slow(ControllerActor):
+    """A controller whose reconcile takes `cost` seconds of a fake clock and does nothing."""
+
+    def __init__(self, clock: FakeClock, cost: float) -> None:
+        super().__init__(None, None, queue=WorkQueue(clock=clock.now))  # type: ignore[arg-type]
+        self.clock, self.cost, self.reconciled = clock, cost, 0
+
+    def keys_for(self, event_type: str, obj: dict[str, Any]) -> list[str]:
+        return []
+
+    def reconcile(self, key: str) -> list[Action]:
+        self.clock.advance(self.cost)
+        self.reconciled += 1
+        return []
+
+
+async def test_a_costly_key_is_held_for_pace_times_its_reconcile(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(0.0)
+    monkeypatch.setattr(base, "time", SimpleNamespace(perf_counter=clock.now))
+    slow = _Slow(clock, 0.05)
+    slow.queue.add("rs")
+    key = slow.queue.get_nowait()
+    assert key == "rs"
+    await slow.sync(key)
+    slow.queue.done(key)
+    slow.queue.add("rs")
+    clock.advance(base.PACE * 0.05 - 0.001)
+    assert slow.queue.get_nowait() is None
+    clock.advance(0.002)
+    assert slow.queue.get_nowait() == "rs"
+    cheap = _Slow(clock, base.PACE_MIN_SYNC / 2)  # a cheap reconcile leaves its key free
+    cheap.queue.add("svc")
+    await cheap.sync(cheap.queue.get_nowait() or "")
+    cheap.queue.done("svc")
+    cheap.queue.add("svc")
+    assert cheap.queue.get_nowait() == "svc" and cheap.reconciled == 1
