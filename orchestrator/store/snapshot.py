@@ -16,6 +16,7 @@ PySyncObj's own format (written before this module) still loads.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
 import os
@@ -93,11 +94,20 @@ class Snapshots:
     def load(self, file_name: str) -> Any:
         """PySyncObj's deserializer: restores the replica and returns PySyncObj's own part (the last
         applied entries and the cluster)."""
-        with open(file_name, "rb") as f, gzip.GzipFile(fileobj=f, mode="rb") as g:
-            data = pickle.load(g)
-        if isinstance(data, tuple) and data and data[0] == FORMAT:
-            _, state, raft_data = data
-        else:  # PySyncObj's format: ([the SyncObj's data, each consumer's data], entries..., cluster)
-            state, raft_data = data[0][1]["state"], data[1:]
-        self._set_state(state)
+        # Unpickling makes a million objects that all live on: with the collector on, it walked them
+        # all again each time their number grew by a quarter (2.5-3.7 s of a 4.5 s load at 30,000
+        # pods; 0.75 s without). `restore` freezes them before the collector runs again.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with open(file_name, "rb") as f, gzip.GzipFile(fileobj=f, mode="rb") as g:
+                data = pickle.load(g)
+            if isinstance(data, tuple) and data and data[0] == FORMAT:
+                _, state, raft_data = data
+            else:  # PySyncObj's format: ([the SyncObj's data, each consumer's data], entries..., cluster)
+                state, raft_data = data[0][1]["state"], data[1:]
+            self._set_state(state)
+        finally:
+            if collecting:
+                gc.enable()
         return raft_data
