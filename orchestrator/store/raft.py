@@ -229,9 +229,10 @@ def _on_term_notice(self: SyncObj, node: Any, message: dict[str, Any]) -> None:
     win (store/readindex.py, store/prevote.py). So a master that raised its term in an election it
     lost (its pre-vote won, then the others heard from the leader again) stayed at that term for good:
     it ignored the leader's appends as older, the others refused its rounds, and it never applied
-    another entry (a CI chaos run ended with one master at revision 7,000, the others at 10,862). Its answer to an append
-    of the older term is this notice, and the leader steps down: the next election, at a later term,
-    is won by a master with the whole log (etcd answers the same way, for the same reason)."""
+    another entry (a CI chaos run ended with one master at revision 7,000, the others at 10,862).
+    Its answer to an append of the older term is this notice, and the leader steps down: the next
+    election, at a later term, is won by a master with the whole log (etcd answers the same way,
+    for the same reason)."""
     term = message.get("term")
     if not isinstance(term, int) or term <= self.raftCurrentTerm:
         return
