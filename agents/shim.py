@@ -34,6 +34,7 @@ from typing import Any
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWPID = 0x20000000
 CGROUP_PREFIX = "skiff"
+STARTED = b"S"  # the mini init to the shim: the container exec'd (a start error begins "start-error")
 
 
 def write_json(path: str, data: Any) -> None:
@@ -262,6 +263,7 @@ def mini_init(spec: dict[str, Any], cgroup: Cgroup | None, log_w: int, status_w:
     if err:
         os.write(status_w, b"start-error " + err)
         os._exit(0)
+    os.write(status_w, STARTED)  # exec'd: the shim may now say the container runs
     while True:
         try:
             child, status = os.wait()
@@ -336,6 +338,7 @@ def run(cdir: str) -> int:
     started = now()
     start_error = ""
     status_r = -1
+    status_prefix = b""
     if spec.get("pid"):
         status_r, status_w = os.pipe()
         pid = os.fork()
@@ -348,6 +351,11 @@ def run(cdir: str) -> int:
             os.setpgid(pid, pid)
         except OSError:
             pass
+        # Wait for the container's exec, as start() does: run.json tells the agent (and a stop) that
+        # the container runs, and a SIGTERM to the group before the container was forked, or before it
+        # reset the shim's ignored signals, was lost (the stop then waited its grace and killed).
+        first = os.read(status_r, len(STARTED))
+        status_prefix = b"" if first == STARTED else first
     else:
         pid, start_error = start(spec, cgroup, log_w)
     os.close(log_w)
@@ -385,7 +393,7 @@ def run(cdir: str) -> int:
     # The container's own status: from the mini init when there is one, else the child's.
     status = wait_status or 0
     if status_r >= 0:
-        report = b""
+        report = status_prefix
         while True:
             b = os.read(status_r, 4096)
             if not b:

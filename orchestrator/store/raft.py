@@ -472,23 +472,31 @@ class Store:
 
     def _track_leader(self, loop: asyncio.AbstractEventLoop) -> None:
         """Every 0.1 s: note since when this master has known no leader with a quorum behind it."""
-        status = self._sync.getStatus()
-        if status.get("leader") and status.get("has_quorum", True):
+        self._note_leader()
+        loop.call_later(0.1, self._track_leader, loop)
+
+    def _note_leader(self) -> None:
+        if self._loop is None:
+            return
+        if self._sync._getLeader() is not None and self._sync.hasQuorum:
             self._leaderless_since = None
             if self._cut_off.is_set():
                 self._cut_off = asyncio.Event()
         elif self._leaderless_since is None:
-            self._leaderless_since = loop.time()
-        elif loop.time() - self._leaderless_since > LEADERLESS_WATCH_BOUND:
+            self._leaderless_since = self._loop.time()
+        elif self._loop.time() - self._leaderless_since > LEADERLESS_WATCH_BOUND:
             self._cut_off.set()
-        loop.call_later(0.1, self._track_leader, loop)
 
     def cut_off(self) -> asyncio.Event:
-        """An event set once this master has known no leader for LEADERLESS_WATCH_BOUND seconds."""
+        """An event set once this master has known no leader for LEADERLESS_WATCH_BOUND seconds.
+        Looked at afresh when asked: a stream opened just after an election must not be handed the
+        event of the leaderless spell that ended (the 0.1 s tracker may not have run since)."""
+        self._note_leader()
         return self._cut_off
 
     def leaderless_for(self) -> float:
-        """Seconds this master has known no leader (0 while it knows one)."""
+        """Seconds this master has known no leader (0 while it knows one), looked at afresh."""
+        self._note_leader()
         if self._leaderless_since is None or self._loop is None:
             return 0.0
         return self._loop.time() - self._leaderless_since

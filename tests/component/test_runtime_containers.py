@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -407,3 +409,42 @@ async def test_cleanup_stops_everything(harness: Harness) -> None:
     assert await asyncio.to_thread(stop_state_dir, harness.state_dir, 10.0) == 1
     exit_ = json.loads((harness.state_dir / "pods/uid-s/c/exit.json").read_text())
     assert exit_["instance"] == run["instance"] and exit_["signal"] == signal.SIGTERM
+
+
+@pytest.mark.skipif(not ISOLATION.pid, reason="needs root with PID namespaces")
+def test_a_stop_the_moment_the_shim_says_running_ends_the_container(tmp_path: Path) -> None:
+    """run.json is the shim's word that the container runs. With a PID namespace the shim wrote it once
+    it had forked the mini init, before the container itself was forked and had reset the shim's ignored
+    SIGTERM: a stop in that window was lost, and cleanup waited its grace and killed (a CI flake of
+    test_cleanup_stops_everything). A SIGTERM sent to the group as soon as run.json exists must end
+    the container, every time."""
+    shim = Path(__file__).resolve().parents[2] / "agents" / "shim.py"
+    for attempt in range(15):
+        cdir = tmp_path / f"c{attempt}"
+        cdir.mkdir()
+        spec = {
+            "instance": 1,
+            "argv": ["sleep", "30"],
+            "env": {"PATH": os.environ["PATH"]},
+            "cwd": str(cdir),
+            "hostname": "h",
+            "uts": True,
+            "pid": True,
+            "cgroup": {},
+        }
+        (cdir / "spec.json").write_text(json.dumps(spec))
+        proc = subprocess.Popen([sys.executable, "-S", str(shim), str(cdir)], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not (cdir / "run.json").exists():
+                assert time.monotonic() < deadline, "the shim never said the container runs"
+                time.sleep(0.0005)
+            run = json.loads((cdir / "run.json").read_text())
+            os.killpg(run["pgid"], signal.SIGTERM)
+            proc.wait(timeout=5)
+            exit_ = json.loads((cdir / "exit.json").read_text())
+            assert exit_["signal"] == signal.SIGTERM, (attempt, exit_)
+        finally:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
