@@ -50,6 +50,11 @@ def stop(groups: list[subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=5)
 
 
+# The masters' and hollow agents' log level: WARNING keeps a benchmark's logs (and their cost) small; INFO, from
+# SKIFF_BENCH_LOG_LEVEL, is for finding out what a run did (with SKIFF_BENCH_KEEP=1 to keep the logs).
+MASTER_LOG_LEVEL = os.environ.get("SKIFF_BENCH_LOG_LEVEL", "WARNING")
+
+
 def up(state: Path, subnet: int) -> dict[str, Any]:
     """`skiff up` of 3 masters and no workers at 127.0.<subnet>.* (agents' addresses: subnet + 1,
     the unused balancer's: subnet + 2); the client config it wrote."""
@@ -58,7 +63,7 @@ def up(state: Path, subnet: int) -> dict[str, Any]:
         "up", "--state-dir", str(state), "--config", str(config), "--kubeconfig", str(state / "kubeconfig"),
         "--masters", "3", "--workers", "0", "--no-lb",
         "--master-address-base", f"127.0.{subnet}", "--worker-address-base", f"127.0.{subnet + 1}",
-        "--lb-address", f"127.0.{subnet + 2}.1", "--http-port", "0", "--log-level", "WARNING",
+        "--lb-address", f"127.0.{subnet + 2}.1", "--http-port", "0", "--log-level", MASTER_LOG_LEVEL,
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"skiff up failed ({out.returncode}):\n{out.stdout}{out.stderr}")
@@ -83,7 +88,7 @@ def start_hollow(
     argv = [
         *prefix, sys.executable, "-m", "agents", "--hollow", str(nodes), "--name", name, "--address", address,
         "--masters", ",".join(conf["masters"]), "--token-file", str(state / "node.token"),
-        "--state-dir", str(tmp / name), "--log-level", "WARNING", *extra, *join_flags(state, name, [address]),
+        "--state-dir", str(tmp / name), "--log-level", MASTER_LOG_LEVEL, *extra, *join_flags(state, name, [address]),
     ]  # fmt: skip
     with open(tmp / f"{name}.log", "wb") as log:
         return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

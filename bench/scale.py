@@ -14,8 +14,8 @@ What it reports, in the order it measures:
 - `full_list_s`: one List of every pod, paged as `skiff get` pages (500 a page), and its page count;
 - the Raft term before the scale-up and after it (`elections` = the difference);
 - each master's RSS and the size of each master's data directory (journal and snapshot);
-- `restart_caught_up_s`: a follower killed (SIGKILL) and started again, until it answers and its
-  applied index reaches the leader's commit index at the time it answered.
+- `restart_caught_up_s`: a follower killed (SIGKILL) and started again, until its applied index
+  reaches the leader's commit index at the time it first answered.
 
 The hollow agents run at nice 10 (see HOLLOW_NICE). Addresses: masters 127.0.91.*, the hollow agents 127.0.92.1-4 (127.0.93.1: the unused balancer's).
 Everything started here is torn down at the end, also on failure or Ctrl-C.
@@ -313,13 +313,19 @@ async def restart_follower(
     if out.returncode != 0:
         raise RuntimeError(f"skiff start {rec['name']} failed: {out.stdout}{out.stderr}")
     rec.update(json.loads((state / "pids.json").read_text())["processes"][i])
+    # The target is the leader's commit index when the restarted master first answers: under a
+    # steady write load a follower is always a few entries behind the leader's latest, so comparing
+    # against a fresh commit index each time measured when the writes paused, not the catch-up.
+    target = 0
     while time.monotonic() - t0 < 120:
         with contextlib.suppress(Exception):
             mine = await api.status(masters[i], timeout=2.0)
-            leader = next(
-                (v for v in await raft_view(api, masters) if v is not None and v.role == "leader"), None
-            )
-            if leader is not None and mine.applied_index >= leader.commit_index > 0:
+            if not target:
+                leader = next(
+                    (v for v in await raft_view(api, masters) if v is not None and v.role == "leader"), None
+                )
+                target = leader.commit_index if leader is not None else 0
+            if target and mine.applied_index >= target:
                 return time.monotonic() - t0
         await asyncio.sleep(0.1)
     return float("nan")

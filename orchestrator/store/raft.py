@@ -350,7 +350,7 @@ class _Replica(SyncObjConsumer):
         self._lock = threading.Lock()
         self._on_applied = on_applied
         self.compact: Callable[[], None] | None = None  # asks for a snapshot (set by Store)
-        self._since_compaction = 0  # commands applied since the last snapshot was asked for
+        self.since_compaction = 0  # commands applied since the last snapshot was asked for
         super().__init__()
         self.state = st.State()
 
@@ -358,9 +358,9 @@ class _Replica(SyncObjConsumer):
     def apply_command(self, cmd: dict[str, Any]) -> st.Result:
         with self._lock:
             result = st.apply(self.state, cmd)
-        self._since_compaction += len(cmd["cmds"]) if cmd.get("op") == "batch" else 1
-        if self._since_compaction >= COMPACT_AFTER_COMMANDS and self.compact is not None:
-            self._since_compaction = 0
+        self.since_compaction += len(cmd["cmds"]) if cmd.get("op") == "batch" else 1
+        if self.since_compaction >= COMPACT_AFTER_COMMANDS and self.compact is not None:
+            self.since_compaction = 0
             self.compact()
         self._on_applied()
         return result
@@ -426,6 +426,14 @@ class Store:
         self._digester = st.Digester()
         self._digesting: asyncio.Event | None = None  # set when the digest being computed is done
         self._replica = _Replica(self._on_applied)
+        # Every master applies the same commands, so with the same triggers all three snapshotted at
+        # the same moment: three pickling threads on a 2-core machine starved every tick thread, and
+        # a follower that had not read the leader's appends in time began an election (a scale bench,
+        # 2026-12-03). Each master's triggers are offset by its rank among the members, a third of a
+        # period apart, so that their snapshots never overlap.
+        members = sorted({self_address, *peers})
+        share = members.index(self_address) / len(members)
+        self._replica.since_compaction = int(share * COMPACT_AFTER_COMMANDS)
         snapshots = Snapshots(lambda: self._replica.state, self._replica.restore)
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.journal"),
@@ -437,7 +445,7 @@ class Store:
             connectionTimeout=timing.connection_timeout,
             connectionRetryTime=timing.connection_retry,
             logCompactionMinEntries=timing.compaction_min_entries,
-            logCompactionMinTime=timing.compaction_min_time,
+            logCompactionMinTime=timing.compaction_min_time * (1 + share),
             # Compaction on a thread of its own (store/snapshot.py): PySyncObj's in-process
             # compaction stopped the tick for seconds; forking a process with gRPC threads can hang.
             useFork=False,
@@ -725,6 +733,11 @@ class Store:
     @property
     def term(self) -> int:
         return self._sync.raftCurrentTerm
+
+    def ready(self) -> bool:
+        """Whether this replica has caught up with a leader's commit index once since it started
+        (PySyncObj's isReady): before that it may hold none of the cluster's state."""
+        return bool(self._sync.isReady())
 
     def leader(self) -> str:
         leader = self._sync._getLeader()

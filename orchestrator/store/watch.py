@@ -32,11 +32,25 @@ async def fresh(store: Store, resource_version: str) -> None:
     """Make this replica fit to serve a read asked for at `resource_version`, as Kubernetes reads:
     "" (the default) is linearizable, confirmed with the Raft leader first (Store.read_barrier;
     errors.Unavailable on a master that cannot); "0" is any state, this replica's at once (possibly
-    stale); a revision N is any state at least as new as N (the replica may wait to reach it)."""
+    stale); a revision N is any state at least as new as N (the replica may wait to reach it).
+
+    "Any state" is a state the cluster had: a master that has not caught up with a leader once since
+    it started (its snapshot not yet loaded, its journal not yet replayed) holds none, and answers
+    errors.Unavailable after CATCH_UP_WAIT, as Kubernetes serves no read from a cache that has not
+    synced (a restarted master answered an existing Deployment NotFound)."""
     if resource_version == "":
         await store.read_barrier()
     elif resource_version != "0":
         await caught_up(store, parse_revision(resource_version))
+    elif not store.ready():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CATCH_UP_WAIT
+        while not store.ready():
+            if loop.time() > deadline:
+                raise errors.Unavailable(
+                    "this master has not caught up with the cluster since it started; retry"
+                )
+            await asyncio.sleep(0.05)
 
 
 async def caught_up(store: Store, revision: int, wait: float = CATCH_UP_WAIT) -> None:

@@ -145,3 +145,47 @@ async def test_a_snapshot_follows_many_commands_in_few_entries(
             await asyncio.sleep(0.05)
     finally:
         store.destroy()
+
+
+async def test_three_masters_snapshot_at_different_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every master applies the same commands; with the same trigger all three snapshotted at once, and
+    three pickling threads on two cores starved the Raft ticks into an election. Each master's trigger
+    is offset by a third of the period: their first snapshots come at three different revisions."""
+    from orchestrator.store import raft
+
+    period = 300
+    monkeypatch.setattr(raft, "COMPACT_AFTER_COMMANDS", period)
+    host = "127.0.60.55"
+    addresses = [f"{host}:{free_port(host)}" for _ in range(3)]
+    timing = RaftTiming(compaction_min_entries=1_000_000, compaction_min_time=3600)
+    stores = [
+        Store(me, [a for a in addresses if a != me], str(tmp_path / f"m{i}"), timing)
+        for i, me in enumerate(addresses)
+    ]
+    first: dict[int, int] = {}  # store index -> the revision when its snapshot file first appeared
+    try:
+        for s in stores:
+            s.attach(asyncio.get_running_loop())
+        deadline = time.monotonic() + 10
+        while not (leader := next((s for s in stores if s.is_leader()), None)):
+            assert time.monotonic() < deadline, "no leader"
+            await asyncio.sleep(0.05)
+        for start in range(0, period + 40, 10):
+            await asyncio.gather(
+                *(
+                    leader.propose(commands.create(config_map(i), uid=f"u{i}", now=time.time(), rid=f"r{i}"))
+                    for i in range(start, start + 10)
+                )
+            )
+            await asyncio.sleep(0.05)
+            for i in range(3):
+                if i not in first and (tmp_path / f"m{i}" / "raft.dump").exists():
+                    first[i] = leader.revision
+        assert len(first) == 3, f"snapshots by revision {leader.revision}: {first}"
+        points = sorted(first.values())
+        assert points[1] - points[0] >= period // 5 and points[2] - points[1] >= period // 5, first
+    finally:
+        for s in stores:
+            s.destroy()

@@ -1,4 +1,6 @@
-"""A real single-master Store: what it says about "no leader known" holds the moment it is asked.
+"""A real single-master Store before and after it knows a leader: what it says about "no leader
+known" holds the moment it is asked, and it serves no read, not even a stale one, before it has
+caught up once since it started.
 
 The gateway ends an agent's stream, and a watch ends, when their master has known no Raft leader for
 a while (Store.cut_off, Store.leaderless_for). A 0.1 s tracker on the event loop keeps that state; a
@@ -13,6 +15,10 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
+from orchestrator import errors
+from orchestrator.store import commands, watch
 from orchestrator.store.raft import RaftTiming, Store
 
 HOST = "127.0.60.72"
@@ -40,5 +46,35 @@ async def test_a_leader_elected_since_the_last_look_is_seen_at_once(tmp_path: Pa
             time.sleep(0.01)
         assert not store.cut_off().is_set(), "a stream opened now would be ended at once"
         assert store.leaderless_for() == 0.0
+    finally:
+        store.destroy()
+
+
+async def test_a_restarted_master_serves_no_read_before_it_caught_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """resourceVersion "0" is any state the cluster had. Restarted, a master holds its journal but has
+    applied none of it until a leader (here: itself, once elected) tells it what is committed; a read
+    answered then said NotFound for an object that exists."""
+    address = f"{HOST}:{free_port()}"
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept", "namespace": "default"}}
+    store = Store(address, [], str(tmp_path / "raft"), RaftTiming())
+    try:
+        store.attach(asyncio.get_running_loop())
+        await store.propose(commands.create(cm, uid="u1", now=time.time(), rid="r1"), timeout=10)
+    finally:
+        store.destroy()
+    await asyncio.sleep(0.2)  # the old instance's port is released
+    monkeypatch.setattr(watch, "CATCH_UP_WAIT", 0.3)
+    slow = RaftTiming(min_timeout=1.5, max_timeout=1.6, connection_timeout=1.6)
+    store = Store(address, [], str(tmp_path / "raft"), slow)
+    try:
+        store.attach(asyncio.get_running_loop())
+        assert store.get("ConfigMap", "default", "kept") is None, "nothing applied before the election"
+        with pytest.raises(errors.Unavailable, match="not caught up"):
+            await watch.fresh(store, "0")
+        monkeypatch.setattr(watch, "CATCH_UP_WAIT", 5.0)
+        await watch.fresh(store, "0")  # waits for the election and the replay
+        assert store.get("ConfigMap", "default", "kept") is not None
     finally:
         store.destroy()
