@@ -189,3 +189,49 @@ async def test_three_masters_snapshot_at_different_points(
     finally:
         for s in stores:
             s.destroy()
+
+
+async def test_a_restart_replays_its_journal_with_the_collector_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted master applies its whole journal in one tick; every object that makes lives on, so
+    the collector's walks during it were wasted (five collections of 100-160 ms in a 7.9 s replay at
+    30,000 pods). No collection runs while the replay is applied, and the collector is on after it."""
+    import gc
+
+    from orchestrator.store import raft
+
+    monkeypatch.setattr(raft, "REPLAY_WITHOUT_GC", 50)
+    address = f"127.0.60.56:{free_port('127.0.60.56')}"
+    timing = RaftTiming(compaction_min_entries=1_000_000, compaction_min_time=3600)
+    store = Store(address, [], str(tmp_path), timing)
+    try:
+        store.attach(asyncio.get_running_loop())
+        await wait_leader(store)
+        for i in range(WRITES):  # one entry each
+            await store.propose(commands.create(config_map(i), uid=f"u{i}", now=time.time(), rid=f"r{i}"))
+        written = store.revision
+    finally:
+        store.destroy()
+    await asyncio.sleep(0.2)
+
+    again = Store(address, [], str(tmp_path), timing)
+    during: list[int] = []  # the revision at each collection that ran while the replay was applied
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start" and 0 < again.revision < written:
+            during.append(again.revision)
+
+    gc.callbacks.append(seen)
+    try:
+        again.attach(asyncio.get_running_loop())
+        deadline = time.monotonic() + 10
+        while again.revision < written:
+            assert time.monotonic() < deadline, f"replayed to {again.revision}, not {written}"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the Store's 0.1 s check sees the replay over
+        assert during == [], f"{len(during)} collections during the replay"
+        assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(seen)
+        again.destroy()
