@@ -293,7 +293,8 @@ class EventRecorder:
 
 # ---------------------------------------------------------------- performing actions
 
-_PARALLEL = 64  # pod creates/deletes performed concurrently within one sync
+_PARALLEL = 64  # pod deletes performed concurrently within one sync
+SLOW_START_FIRST = 1  # the first batch of pod creates; each batch that fully succeeds doubles the next
 
 
 async def perform(cluster: Cluster, recorder: EventRecorder, action: Action, component: str) -> None:
@@ -317,11 +318,20 @@ async def perform(cluster: Cluster, recorder: EventRecorder, action: Action, com
 
 
 def _batches(actions: Sequence[Action]) -> Iterable[list[Action]]:
-    """Consecutive pod creates (or pod deletes) form one concurrent batch; everything else runs alone."""
+    """Consecutive pod creates, or pod deletes, form concurrent batches; everything else runs alone.
+
+    Creates go in Kubernetes' slow start (client-go's slowStartBatch): 1, 2, 4, ... at a time, the
+    next batch only after the last one fully succeeded (perform_all stops at a failed batch), so a
+    create that fails for every pod (a quota, a bad template) is tried a few times, not 500. Deletes
+    go _PARALLEL at a time."""
     batch: list[Action] = []
+    size = SLOW_START_FIRST
     for a in actions:
         kind = _batch_kind(a)
-        if batch and (kind is None or kind != _batch_kind(batch[0]) or len(batch) >= _PARALLEL):
+        limit = size if kind == "create" else _PARALLEL
+        if batch and (kind is None or kind != _batch_kind(batch[0]) or len(batch) >= limit):
+            if _batch_kind(batch[0]) == "create":
+                size *= 2
             yield batch
             batch = []
         batch.append(a)
@@ -396,6 +406,10 @@ class ControllerActor(abc.ABC):
         """Called after each write action; subclasses track expectations here."""
         return None
 
+    def on_skipped(self, key: str, actions: Sequence[Action]) -> None:
+        """Called with the actions a failed batch left unperformed (they will not be observed)."""
+        return None
+
     async def perform_all(self, key: str, actions: Sequence[Action]) -> None:
         """Perform actions in order (pod creates/deletes in concurrent batches); raise the first error
         after its batch has finished, Fenced before any other."""
@@ -404,7 +418,9 @@ class ControllerActor(abc.ABC):
                 self.queue.add_after(key, a.seconds)
             elif not isinstance(a, Emit):
                 log.debug("%s key=%s %s", self.component, key, describe(a))
+        performed = 0
         for batch in _batches(actions):
+            performed += len(batch)
             results = await asyncio.gather(
                 *(perform(self.cluster, self.recorder, a, self.component) for a in batch),
                 return_exceptions=True,
@@ -417,6 +433,7 @@ class ControllerActor(abc.ABC):
                 if error is not None:
                     failures.append(error)
             if failures:
+                self.on_skipped(key, actions[performed:])
                 for f in failures:
                     if isinstance(f, asyncio.CancelledError | errors.Fenced):
                         raise f

@@ -130,6 +130,10 @@ class ControllerManager:
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.resync_interval)
+            for c in self.controllers:
+                queue = getattr(c, "queue", None)
+                if queue is not None:
+                    log.info("%s queue: %s", getattr(c, "component", type(c).__name__), queue.describe())
             self.resync()
 
 

@@ -51,6 +51,15 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queue)
 
+    def describe(self) -> str:
+        """A one-line summary for the controllers' periodic log: what waits, runs, is delayed, held."""
+        now = self._clock()
+        held = sum(1 for until in self._held.values() if until > now)
+        return (
+            f"queued={len(self._queue)} processing={sorted(map(str, self._processing))[:3]} "
+            f"delayed={len(self._waiting)} held={held}"
+        )
+
     def add(self, key: K) -> None:
         if key in self._dirty:
             return

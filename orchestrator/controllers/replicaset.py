@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orchestrator import errors, model
@@ -149,6 +149,15 @@ def reconcile_replicaset(
         for _ in range(n):
             actions.append(Create(pod_from_template(rs)))
         actions.append(Emit.about(rs, "SuccessfulCreate", f"Created {n} pod(s) for replica set {name}"))
+    elif diff <= 0 < desired - len(active):
+        log.info(
+            "replicaset=%s/%s waiting for %d expected creations desired=%d active=%d",
+            ns,
+            name,
+            pending_creates,
+            desired,
+            len(active),
+        )
     elif len(active) > desired and pending_creates == 0:
         victims = sorted(active, key=deletion_order)[: min(len(active) - desired, burst)]
         log.info(
@@ -245,6 +254,13 @@ class ReplicaSetController(ControllerActor):
         deletes = [a.name for a in actions if isinstance(a, Delete)]
         self.expectations.expect(key, self.cluster.now(), creates=creates, deletes=deletes)
         await self.perform_all(key, actions)
+
+    def on_skipped(self, key: str, actions: Sequence[Action]) -> None:
+        # Creates a failed slow-start batch left untried will never be observed (client-go lowers
+        # the expectations by the skipped pods the same way), or the next sync would wait the ttl.
+        for action in actions:
+            if isinstance(action, Create):
+                self.expectations.creation_observed(key)
 
     def on_result(self, key: str, action: Action, error: BaseException | None) -> None:
         # A write that definitely failed will never be observed; one with an unknown outcome

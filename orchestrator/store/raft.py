@@ -449,10 +449,12 @@ class Store:
         # the same moment: three pickling threads on a 2-core machine starved every tick thread, and
         # a follower that had not read the leader's appends in time began an election (a scale bench,
         # 2026-12-03). Each master's triggers are offset by its rank among the members, a third of a
-        # period apart, so that their snapshots never overlap.
+        # period apart, so that their snapshots never overlap. Later, not sooner: the first snapshots
+        # come at 100,000, 133,333 and 166,667 commands, so a scale-up to 30,000 pods (about 100,000)
+        # pays for one, not three (snapshots at 33,333 and 66,667 slowed it by some 10 s).
         members = sorted({self_address, *peers})
         share = members.index(self_address) / len(members)
-        self._replica.since_compaction = int(share * COMPACT_AFTER_COMMANDS)
+        self._replica.since_compaction = -int(share * COMPACT_AFTER_COMMANDS)
         snapshots = Snapshots(lambda: self._replica.state, self._replica.restore)
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.journal"),

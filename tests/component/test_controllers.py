@@ -587,3 +587,51 @@ async def test_a_failed_bind_leaves_no_usage_behind() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_pod_creates_go_in_slow_start_batches_and_deletes_64_at_a_time() -> None:
+    from orchestrator.controllers.base import Create, Delete, Patch, _batches
+
+    creates: list[Any] = [Create({"kind": "Pod", "metadata": {}}) for _ in range(500)]
+    deletes: list[Any] = [Delete("Pod", "default", f"p{i}") for i in range(100)]
+    status = Patch("ReplicaSet", "default", "rs", {"status": {}}, status=True)
+    sizes = [len(b) for b in _batches([*creates, *deletes, status])]
+    assert sizes == [1, 2, 4, 8, 16, 32, 64, 128, 245, 64, 36, 1]
+
+
+async def test_a_create_that_always_fails_is_tried_once_per_sync_and_expects_nothing() -> None:
+    """Kubernetes' slow start: a sync of 20 creates whose first fails stops there (one try, not 20),
+    and the 19 it skipped are not waited for: once creates work, the next sync makes all 20."""
+    cluster = FakeCluster()
+    rsc = ReplicaSetController(cluster, EventRecorder(cluster, "test"))
+    cluster.apply_create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web-x", "namespace": "default"},
+            "spec": {
+                "replicas": 20,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        }
+    )
+    tries = 0
+    real_create = cluster.create
+
+    async def refused(obj: Obj) -> Obj:
+        nonlocal tries
+        tries += 1
+        raise errors.PermissionDenied('pods "web-x-" is forbidden: exceeded quota')
+
+    cluster.create = refused  # type: ignore[method-assign]
+    with pytest.raises(errors.PermissionDenied):
+        await rsc.sync("default/web-x")
+    assert tries == 1
+    assert rsc.expectations.pending("default/web-x", cluster.now()) == (0, frozenset())
+    cluster.create = real_create  # type: ignore[method-assign]
+    await rsc.sync("default/web-x")
+    assert len(cluster.list("Pod")) == 20
