@@ -394,11 +394,13 @@ class _Replica(SyncObjConsumer):
 # A snapshot is asked for after this many commands, besides PySyncObj's own triggers (entries, time):
 # an entry holds up to MAX_BATCH commands, so a scale-up of 30,000 pods (about 100,000 commands in
 # 6,000 entries) reached neither, and a restarted master replayed it all from its journal (11.5 s);
-# with no bound on commands a journal could hold 20,000 entries of 256. Not lower: each snapshot
-# copies the state's containers on the tick thread (70-110 ms at 30,000 pods, unloaded) and
-# pickles it on another, and at 20,000 commands, every ~30 s of a scale-up, those stalls cost an
-# election and a Get p99 of 1 s (2026-12-03).
-COMPACT_AFTER_COMMANDS = 100_000
+# with no bound on commands a journal could hold 20,000 entries of 256. Each snapshot copies the
+# state's containers on the tick thread (70-110 ms at 30,000 pods, unloaded) and pickles it on
+# another: at 20,000 commands, with all three masters snapshotting at once, those stalls cost an
+# election and a Get p99 of 1 s (2026-12-03). With the masters' snapshots offset (Store.__init__)
+# and the pickling yielding, 50,000: a scale-up to 30,000 took 100 s with three snapshots in it, and
+# with 100,000 a follower restarted after it, holding no snapshot, replayed 11 s (2026-12-03 evening).
+COMPACT_AFTER_COMMANDS = 50_000
 # Entries committed and not yet applied past which the apply runs with the collector off (a replay).
 REPLAY_WITHOUT_GC = 200
 MAX_BATCH = 256
@@ -449,9 +451,8 @@ class Store:
         # the same moment: three pickling threads on a 2-core machine starved every tick thread, and
         # a follower that had not read the leader's appends in time began an election (a scale bench,
         # 2026-12-03). Each master's triggers are offset by its rank among the members, a third of a
-        # period apart, so that their snapshots never overlap. Later, not sooner: the first snapshots
-        # come at 100,000, 133,333 and 166,667 commands, so a scale-up to 30,000 pods (about 100,000)
-        # pays for one, not three (snapshots at 33,333 and 66,667 slowed it by some 10 s).
+        # period apart, so that their snapshots never overlap: the first ones come at one, 4/3 and 5/3
+        # periods of COMPACT_AFTER_COMMANDS.
         members = sorted({self_address, *peers})
         share = members.index(self_address) / len(members)
         self._replica.since_compaction = -int(share * COMPACT_AFTER_COMMANDS)

@@ -599,6 +599,51 @@ def test_pod_creates_go_in_slow_start_batches_and_deletes_64_at_a_time() -> None
     assert sizes == [1, 2, 4, 8, 16, 32, 64, 128, 245, 64, 36, 1]
 
 
+def replica_set(replicas: int) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "web-x", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
+
+
+async def test_slow_start_goes_on_from_the_last_sync_and_starts_again_after_a_failure() -> None:
+    """Each batch of creates waits for a commit: a sync of 500 that began at 1 again spent nine round
+    trips. The next sync begins where the last one got to (256 at most); a failed batch begins at 1."""
+    cluster = FakeCluster()
+    rsc = ReplicaSetController(cluster, EventRecorder(cluster, "test"))
+    cluster.subscribe(rsc.handle)  # the watch: each pod's ADDED meets its expectation
+    rs = cluster.apply_create(replica_set(500))
+    await rsc.sync("default/web-x")
+    await asyncio.sleep(0)
+    assert len(cluster.list("Pod")) == 500
+    real_create, tries = cluster.create, [0]
+
+    async def refused(obj: Obj) -> Obj:
+        tries[0] += 1
+        raise errors.PermissionDenied('pods "web-x-" is forbidden: exceeded quota')
+
+    cluster.create = refused  # type: ignore[method-assign]
+    cluster.apply_patch("ReplicaSet", "default", "web-x", {"spec": {"replicas": 900}})
+    with pytest.raises(errors.PermissionDenied):
+        await rsc.sync("default/web-x")
+    assert tries[0] == 256, "the second sync's first batch is the size the first one reached"
+    with pytest.raises(errors.PermissionDenied):
+        await rsc.sync("default/web-x")
+    assert tries[0] == 257, "after a failed batch, one try"
+    cluster.create = real_create  # type: ignore[method-assign]
+    await rsc.sync("default/web-x")
+    assert len(cluster.list("Pod")) == 900 and rs["metadata"]["uid"]
+
+
 async def test_a_create_that_always_fails_is_tried_once_per_sync_and_expects_nothing() -> None:
     """Kubernetes' slow start: a sync of 20 creates whose first fails stops there (one try, not 20),
     and the 19 it skipped are not waited for: once creates work, the next sync makes all 20."""
