@@ -649,21 +649,7 @@ async def test_a_create_that_always_fails_is_tried_once_per_sync_and_expects_not
     and the 19 it skipped are not waited for: once creates work, the next sync makes all 20."""
     cluster = FakeCluster()
     rsc = ReplicaSetController(cluster, EventRecorder(cluster, "test"))
-    cluster.apply_create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {"name": "web-x", "namespace": "default"},
-            "spec": {
-                "replicas": 20,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "i"}]},
-                },
-            },
-        }
-    )
+    cluster.apply_create(replica_set(20))
     tries = 0
     real_create = cluster.create
 
