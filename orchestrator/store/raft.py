@@ -398,9 +398,11 @@ class _Replica(SyncObjConsumer):
 # state's containers on the tick thread (70-110 ms at 30,000 pods, unloaded) and pickles it on
 # another: at 20,000 commands, with all three masters snapshotting at once, those stalls cost an
 # election and a Get p99 of 1 s (2026-12-03). With the masters' snapshots offset (Store.__init__)
-# and the pickling yielding, 50,000: a scale-up to 30,000 took 100 s with three snapshots in it, and
-# with 100,000 a follower restarted after it, holding no snapshot, replayed 11 s (2026-12-03 evening).
-COMPACT_AFTER_COMMANDS = 50_000
+# and the pickling yielding, 50,000 took a scale-up to 30,000 pods in 100 s, and a follower
+# restarted after it caught up in 7.7 s (11 s at 100,000, with no snapshot of its own to start
+# from); but the snapshot it brings into the scheduler bench drained that bench's backlog at 470
+# binds/s against 601 at 100,000 (means of six and three runs, 2026-12-03 evening). 100,000.
+COMPACT_AFTER_COMMANDS = 100_000
 # Entries committed and not yet applied past which the apply runs with the collector off (a replay).
 REPLAY_WITHOUT_GC = 200
 MAX_BATCH = 256
