@@ -18,7 +18,9 @@ What it reports, in the order it measures:
   reaches the leader's commit index at the time it first answered.
 
 The hollow agents run at nice 10 (see HOLLOW_NICE). Addresses: masters 127.0.91.*, the hollow agents 127.0.92.1-4 (127.0.93.1: the unused balancer's).
-Everything started here is torn down at the end, also on failure or Ctrl-C.
+Everything started here is torn down at the end, also on failure or Ctrl-C. To find out what a run
+did: SKIFF_BENCH_KEEP=1 keeps its state and logs, SKIFF_BENCH_LOG_LEVEL=INFO has the masters and the
+hollow agents log at INFO (the controllers then log their queues every 30 s).
 """
 
 from __future__ import annotations
