@@ -242,6 +242,7 @@ class ReplicaSetController(ControllerActor):
         pods = self.cluster.pods_controlled_by(ns, "ReplicaSet", name)  # an index: no scan of all pods
         if rs is None:
             self.expectations.clear(key)
+            self._slow_start.pop(key, None)
             return orphaned_pods(ns, name, pods)
         creates, deletes = self.expectations.pending(key, self.cluster.now())
         return reconcile_replicaset(

@@ -452,9 +452,11 @@ class Store:
         # Every master applies the same commands, so with the same triggers all three snapshotted at
         # the same moment: three pickling threads on a 2-core machine starved every tick thread, and
         # a follower that had not read the leader's appends in time began an election (a scale bench,
-        # 2026-12-03). Each master's triggers are offset by its rank among the members, a third of a
-        # period apart, so that their snapshots never overlap: the first ones come at one, 4/3 and 5/3
-        # periods of COMPACT_AFTER_COMMANDS.
+        # 2026-12-03). Each master's count of commands is offset by its rank among the members, a
+        # third of a period apart, so that under load their snapshots never overlap: the first ones
+        # come at one, 4/3 and 5/3 periods of COMPACT_AFTER_COMMANDS. PySyncObj's time trigger (for a
+        # cluster with few writes) restarts at every snapshot, so the differing periods below (300,
+        # 400, 500 s) only spread those: two masters can still meet (ranks 0 and 1 after 1,200 s).
         members = sorted({self_address, *peers})
         share = members.index(self_address) / len(members)
         self._replica.since_compaction = -int(share * COMPACT_AFTER_COMMANDS)
