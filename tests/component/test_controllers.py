@@ -18,6 +18,7 @@ from orchestrator.controllers.manager import ControllerManager, ControllerOption
 from orchestrator.controllers.replicaset import ReplicaSetController
 from orchestrator.controllers.scheduler import SchedulerController
 from tests.component.fake_cluster import FakeCluster, FakeKubelet
+from tests.unit.test_reconcile_workloads import make_rs
 
 Obj = dict[str, Any]
 FAST = ControllerOptions(node_grace=3.0, node_toleration=2.0, node_tick=0.01, scheduler_retry_interval=0.2)
@@ -599,29 +600,13 @@ def test_pod_creates_go_in_slow_start_batches_and_deletes_64_at_a_time() -> None
     assert sizes == [1, 2, 4, 8, 16, 32, 64, 128, 245, 64, 36, 1]
 
 
-def replica_set(replicas: int) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {"name": "web-x", "namespace": "default"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
-
-
 async def test_slow_start_goes_on_from_the_last_sync_and_starts_again_after_a_failure() -> None:
     """Each batch of creates waits for a commit: a sync of 500 that began at 1 again spent nine round
     trips. The next sync begins where the last one got to (256 at most); a failed batch begins at 1."""
     cluster = FakeCluster()
     rsc = ReplicaSetController(cluster, EventRecorder(cluster, "test"))
     cluster.subscribe(rsc.handle)  # the watch: each pod's ADDED meets its expectation
-    rs = cluster.apply_create(replica_set(500))
+    rs = cluster.apply_create(make_rs(500, name="web-x"))
     await rsc.sync("default/web-x")
     await asyncio.sleep(0)
     assert len(cluster.list("Pod")) == 500
@@ -649,7 +634,7 @@ async def test_a_create_that_always_fails_is_tried_once_per_sync_and_expects_not
     and the 19 it skipped are not waited for: once creates work, the next sync makes all 20."""
     cluster = FakeCluster()
     rsc = ReplicaSetController(cluster, EventRecorder(cluster, "test"))
-    cluster.apply_create(replica_set(20))
+    cluster.apply_create(make_rs(20, name="web-x"))
     tries = 0
     real_create = cluster.create
 
