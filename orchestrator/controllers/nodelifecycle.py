@@ -1,8 +1,11 @@
 """Node lifecycle controller: notices nodes whose agent went silent and moves their pods away.
 
-Time-driven, so it runs on a tick rather than on events. For each node, silence = now - the Ready
-condition's lastHeartbeatTime (never counted from before this controller started, so a new leader or a
-control plane back from an outage does not evict everything at once):
+Time-driven, so it runs on a tick rather than on events. For each node, silence = now - when this
+controller last saw its heartbeat advance (never counted from before this controller started, so a new
+leader or a control plane back from an outage does not evict everything at once). As Kubernetes' node
+lifecycle controller keeps a probe timestamp per node, the time is the controller's own, not the one the
+heartbeat carries: a renewal that took long to commit behind a loaded Raft log is news when it lands, and
+the node is not judged by how long its news took to arrive. A heartbeat first seen counts at its own time.
 - silence > grace: Ready becomes Unknown (NodeStatusUnknown), the node is tainted
   node.kubernetes.io/unreachable:NoSchedule, and its pods are marked not ready (so endpoints drop them);
 - silence > grace + toleration: every pod on the node is force-deleted (its agent cannot stop it, so the
@@ -203,6 +206,7 @@ class NodeLifecycleController:
         self.tick = tick
         self._swept = float("-inf")  # when all pods were last read (ORPHAN_SWEEP)
         self._fine: dict[str, Obj] = {}  # name -> the Node object last found Ready and untainted
+        self._seen: dict[str, tuple[float, float]] = {}  # name -> (its heartbeat, when it changed)
 
     def handle(self, event_type: str, obj: Obj) -> None:
         """Nothing: the tick reads the current state."""
@@ -221,8 +225,8 @@ class NodeLifecycleController:
         except every ORPHAN_SWEEP seconds, when all nodes and pods are, to find pods bound to a node
         that no longer exists."""
         now = self.cluster.now()
-        beats = self.cluster.heartbeats()
         nodes = self.cluster.list("Node")
+        beats = self._observe(nodes, self.cluster.heartbeats(), now)
         if now - self._swept >= ORPHAN_SWEEP:
             self._swept = now
             look, pods = nodes, self.cluster.list("Pod")
@@ -250,3 +254,18 @@ class NodeLifecycleController:
                 raise
             except errors.SkiffError as e:
                 log.info("node lifecycle %s failed: %r; retrying next tick", describe(a), e)
+
+    def _observe(self, nodes: Iterable[Obj], beats: Mapping[str, float], now: float) -> dict[str, float]:
+        """node name -> when its heartbeat (last_heartbeat) was last seen to change (the module
+        docstring)."""
+        seen, self._seen = self._seen, {}
+        for n in nodes:
+            name, beat = n["metadata"]["name"], last_heartbeat(n, beats)
+            old = seen.get(name)
+            if old is None:
+                self._seen[name] = (beat, beat)  # first seen: at its own time
+            elif old[0] != beat:
+                self._seen[name] = (beat, max(now, beat))  # news: now
+            else:
+                self._seen[name] = old
+        return {name: at for name, (_, at) in self._seen.items()}

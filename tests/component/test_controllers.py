@@ -487,6 +487,32 @@ async def test_node_lifecycle_looks_again_at_a_healthy_node_whose_object_changed
     assert ready_status(cluster, "worker-2") == "Unknown" and ready_status(cluster, "worker-1") == "True"
 
 
+async def test_node_lifecycle_counts_a_late_heartbeat_from_when_it_landed() -> None:
+    """Kubernetes' probe timestamp: a renewal that took long to commit is news when it lands, though
+    the time it carries is older than the grace; the node is judged silent from then on."""
+    from orchestrator.controllers.nodelifecycle import NodeLifecycleController
+
+    cluster = FakeCluster()
+    FakeKubelet(cluster, ["worker-1"]).step()
+    t0 = cluster.now()
+    beats = {"worker-1": t0}
+    cluster.heartbeats = lambda: dict(beats)  # type: ignore[method-assign]
+    lifecycle = NodeLifecycleController(cluster, EventRecorder(cluster, "node-controller"), grace=3.0)
+    await lifecycle.sync()
+    cluster.clock.advance(2.9)
+    await lifecycle.sync()
+    cluster.clock.advance(0.5)
+    beats["worker-1"] = t0 + 0.3  # 3.1 s old when it lands: past the grace by its own time
+    await lifecycle.sync()
+    assert ready_status(cluster, "worker-1") == "True"
+    cluster.clock.advance(2.9)
+    await lifecycle.sync()
+    assert ready_status(cluster, "worker-1") == "True"
+    cluster.clock.advance(0.2)  # 3.1 s since the news landed
+    await lifecycle.sync()
+    assert ready_status(cluster, "worker-1") == "Unknown"
+
+
 def ready_status(cluster: FakeCluster, node: str) -> str:
     conditions = (cluster.get("Node", "", node) or {})["status"]["conditions"]
     return next(c["status"] for c in conditions if c["type"] == "Ready")

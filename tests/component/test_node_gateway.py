@@ -150,12 +150,47 @@ async def test_renewals_that_do_not_commit_end_every_stream(
             raise errors.Unavailable("write not committed in time (no quorum?); retry")
 
         monkeypatch.setattr(master.servicer.writer, "renew", stuck)
-        started = time.monotonic()
         for call in calls:
             code, details = await ended(call, 4)
             assert code == grpc.StatusCode.UNAVAILABLE and "renewals have not committed" in details, details
-        assert 1.0 <= time.monotonic() - started < 3.0
+        # The last renewal that committed was stamped before it committed, and the streams end
+        # RENEW_GIVE_UP after that commit.
+        silent = time.time() - master.store.heartbeats()["b"]
+        assert 1.0 <= silent < 3.0, silent
         assert master.servicer.connected == 0
+
+
+async def test_renewals_slower_than_the_interval_still_land_an_interval_apart(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded Raft log: every renewal takes 1.2 s to commit (more than two intervals). The next
+    renewal does not wait for it, so once the first slow one lands the node's news lands about every
+    RENEW_INTERVAL again (one after another they would land 1.7 s apart, most of the node grace),
+    and the stream stays open."""
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        call = await connect(channel, "a", "node-a-token")
+        assert await renewed_after(master.store, "a", time.time(), 2)
+        commit = master.servicer.writer.renew
+
+        async def slow(beats: dict[str, float], timeout: float = 5.0) -> None:
+            await asyncio.sleep(1.2)
+            await commit(beats, timeout=timeout)
+
+        monkeypatch.setattr(master.servicer.writer, "renew", slow)
+        landed: list[float] = []
+        last = master.store.heartbeats()["a"]
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            beat = master.store.heartbeats()["a"]
+            if beat != last:
+                landed.append(time.monotonic())
+                last = beat
+            await asyncio.sleep(0.02)
+        steady = landed[1:]  # from the first slow renewal to land on
+        gaps = [b - a for a, b in zip(steady, steady[1:], strict=False)]
+        assert len(gaps) >= 4 and max(gaps) < 1.0, (landed, gaps)
+        assert master.servicer.connected == 1
+        call.cancel()
 
 
 async def test_pod_events_lost_from_the_history_still_reach_the_stream(
