@@ -6,7 +6,8 @@ committed, so an agent never believes a status is recorded that the cluster coul
 
 Liveness is the stream itself, as Kubernetes moved node heartbeats to cheap Lease objects: every
 RENEW_INTERVAL this master writes "heard now" for every node whose stream is open here, all in one
-Raft entry (commands.renew). A stream stays open while its connection is alive, and HTTP/2 keepalive
+Raft entry (commands.renew), which names the nodes only when they changed and otherwise the id of the
+set the store already holds (RenewalSet). A stream stays open while its connection is alive, and HTTP/2 keepalive
 pings (answered by gRPC's C core, every KEEPALIVE_S, see orchestrator.master.SERVER_OPTIONS) close a
 connection whose agent stopped answering; an agent that exits closes its connection at once. So an
 idle agent sends a heartbeat message only every 10 s (its own check that this master still answers),
@@ -30,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +82,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         self.writer = Writer(store)
         self._streams: dict[str, _Stream] = {}  # node name -> its open stream here
         self._renewer: asyncio.Task[None] | None = None
+        self._renewal_set = RenewalSet()
         self._encodings: dict[str, tuple[str, bytes]] = {}  # pod uid -> (resourceVersion, its JSON)
         store.subscribe(self._on_change)
 
@@ -279,17 +280,21 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         committed = loop.time()  # when a renewal last committed, or there was none to make
         pending: set[asyncio.Task[None]] = set()
 
-        async def renew(beats: dict[str, float]) -> None:
+        async def renew(names: frozenset[str]) -> None:
             nonlocal committed
+            set_id, nodes = self._renewal_set.next(names)
             try:
-                await self.writer.renew(beats, timeout=RENEW_GIVE_UP)
+                await self.writer.renew(self.store.address, set_id, nodes, timeout=RENEW_GIVE_UP)
             except errors.SkiffError as e:
+                if isinstance(e, errors.Precondition):
+                    self._renewal_set.refused(set_id)
                 silent = loop.time() - committed
                 log.info(
-                    "renewing %d nodes' liveness failed (%.1fs since a commit): %s", len(beats), silent, e
+                    "renewing %d nodes' liveness failed (%.1fs since a commit): %s", len(names), silent, e
                 )
             else:
-                committed = max(committed, loop.time())
+                self._renewal_set.stored(set_id, names)
+                committed = loop.time()
 
         try:
             while True:
@@ -315,7 +320,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
                         )
                     committed = started
                 elif len(pending) < RENEWALS_IN_FLIGHT:
-                    task = asyncio.create_task(renew(dict.fromkeys(beats, time.time())))
+                    task = asyncio.create_task(renew(frozenset(beats)))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
         finally:
@@ -335,6 +340,32 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             else:
                 beats[name] = stream
         return beats
+
+
+class RenewalSet:
+    """Which renewal set a master's next renewal names (commands.renew): the set the store holds for
+    it, by id alone, while its streams are the same nodes; otherwise the new set, in full."""
+
+    def __init__(self) -> None:
+        self._stored: tuple[int, frozenset[str]] | None = None  # as far as this master knows
+        self._proposed: tuple[int, frozenset[str]] | None = None
+
+    def next(self, names: frozenset[str]) -> tuple[int, list[str] | None]:
+        """(the set's id, its nodes or None: the store holds it)."""
+        if self._stored is not None and self._stored[1] == names:
+            return self._stored[0], None
+        if self._proposed is None or self._proposed[1] != names:
+            self._proposed = (uuid.uuid4().int >> 66, names)  # one id for as long as it is resent
+        return self._proposed[0], sorted(names)
+
+    def stored(self, set_id: int, names: frozenset[str]) -> None:
+        """A renewal of `set_id` committed: the store holds that set."""
+        self._stored = (set_id, names)
+
+    def refused(self, set_id: int) -> None:
+        """The store does not hold `set_id` (its full renewal was lost, or another replaced it)."""
+        if self._stored is not None and self._stored[0] == set_id:
+            self._stored = None
 
 
 def _may_register(ident: Identity, obj: Any) -> None:

@@ -233,9 +233,11 @@ class NodeLifecycleController:
         else:
             look, silent = [], []
             fine, self._fine = self._fine, {}
+            heard_after = now - self.grace  # silent: not heard from since
+            judging = not_before < heard_after  # within a grace of starting, no node is silent yet
             for n in nodes:
                 name = n["metadata"]["name"]
-                if now - max(last_heartbeat(n, beats), not_before) > self.grace:
+                if judging and beats[name] < heard_after:
                     silent.append(name)
                     look.append(n)
                 elif fine.get(name) is n or _healthy(n):
@@ -259,13 +261,17 @@ class NodeLifecycleController:
         """node name -> when its heartbeat (last_heartbeat) was last seen to change (the module
         docstring)."""
         seen, self._seen = self._seen, {}
+        news: dict[str, float] = {}
         for n in nodes:
-            name, beat = n["metadata"]["name"], last_heartbeat(n, beats)
+            name = n["metadata"]["name"]
+            beat = beats.get(name)
+            if beat is None:
+                beat = last_heartbeat(n)
             old = seen.get(name)
             if old is None:
-                self._seen[name] = (beat, beat)  # first seen: at its own time
+                old = (beat, beat)  # first seen: at its own time
             elif old[0] != beat:
-                self._seen[name] = (beat, max(now, beat))  # news: now
-            else:
-                self._seen[name] = old
-        return {name: at for name, (_, at) in self._seen.items()}
+                old = (beat, max(now, beat))  # news: now
+            self._seen[name] = old
+            news[name] = old[1]
+        return news

@@ -100,11 +100,19 @@ def heartbeat(node: str, *, node_status: Obj | None, pods: list[Obj], now: float
     return {"op": "heartbeat", "node": node, "now": now, "rid": rid, "node_status": node_status, "pods": pods}
 
 
-def renew(beats: dict[str, float]) -> Command:
-    """Nodes' liveness, batched: node name -> the time its agent was last heard on a stream. One
-    write per interval per master, in place of a write per heartbeat. No request id: a renewal
-    repeated is harmless (the store keeps the newest time)."""
-    return {"op": "renew", "beats": beats}
+def renew(holder: str, set_id: int, *, now: float, nodes: list[str] | None = None) -> Command:
+    """Nodes' liveness, batched: the nodes whose streams master `holder` holds were heard at `now`.
+    One write per interval per master, in place of a write per heartbeat.
+
+    `nodes` is sent only when the set changed: it is stored as `set_id`, and each later renewal of
+    the same set names only the id, so an idle renewal is a few dozen bytes, not a list of
+    hundreds of names, and applies in constant time. A renewal naming an id the store does not
+    hold (its full set was lost, or superseded) is refused, and the holder sends the set again.
+    No request id: a renewal repeated is harmless (the store keeps the newest time)."""
+    cmd: Command = {"op": "renew", "holder": holder, "set": set_id, "now": now}
+    if nodes is not None:
+        cmd["nodes"] = nodes
+    return cmd
 
 
 def lease(holder: str, term: int, *, now: float, duration: float) -> Command:

@@ -701,8 +701,9 @@ class Store:
         return newest
 
     def heartbeats(self) -> dict[str, float]:
+        """Each node's last heartbeat (state.liveness)."""
         with self._replica._lock:
-            return dict(self._replica.state.heartbeats)
+            return st.liveness(self._replica.state)
 
     def lease(self) -> st.Lease:
         with self._replica._lock:

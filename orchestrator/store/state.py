@@ -50,6 +50,15 @@ class Lease:
     expiry: float = 0.0
 
 
+@dataclass(frozen=True)
+class Renewal:
+    """A master's renewal set (commands.renew): the nodes whose streams it holds, last heard `at`."""
+
+    set_id: int
+    nodes: tuple[str, ...]
+    at: float
+
+
 @dataclass
 class State:
     """Plain data only: it is pickled whole when the Raft log is compacted."""
@@ -61,6 +70,9 @@ class State:
     requests: OrderedDict = field(default_factory=OrderedDict)
     lease: Lease = field(default_factory=Lease)
     heartbeats: dict[str, float] = field(default_factory=dict)  # node name -> last heartbeat time
+    # master -> its renewal set: a node's liveness is its heartbeat or its holder's renewal (liveness)
+    renewals: dict[str, Renewal] = field(default_factory=dict)
+    unready: dict[str, None] = field(default_factory=dict)  # nodes whose Ready condition is not True
     pods_by_node: dict[str, dict[str, None]] = field(default_factory=dict)  # node -> pod keys (ordered)
     # "namespace/Kind/name" of a controller (its ownerReference) -> pod keys, ordered
     pods_by_owner: dict[str, dict[str, None]] = field(default_factory=dict)
@@ -72,6 +84,11 @@ class State:
             self.pods_by_owner = {}
             for key, pod in self.objects.get("Pod", {}).items():
                 _index_pod(self, key, None, pod)
+        if "renewals" not in data:
+            self.renewals = {}
+            self.unready = {
+                n["metadata"]["name"]: None for n in self.objects.get("Node", {}).values() if not _ready(n)
+            }
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.objects.get(kind, {}).get(key_of(kind, namespace, name))
@@ -86,6 +103,8 @@ class State:
             requests=OrderedDict(self.requests),
             lease=self.lease,
             heartbeats=dict(self.heartbeats),
+            renewals=dict(self.renewals),
+            unready=dict(self.unready),
             pods_by_node={node: dict(keys) for node, keys in self.pods_by_node.items()},
             pods_by_owner={owner: dict(keys) for owner, keys in self.pods_by_owner.items()},
         )
@@ -169,6 +188,11 @@ def _emit(state: State, etype: str, obj: Obj) -> Obj:
     key = key_of(kind, meta.get("namespace", ""), meta["name"])
     if kind == "Pod":
         _index_pod(state, key, state.objects.get(kind, {}).get(key), obj if etype != "DELETED" else None)
+    elif kind == "Node":
+        if etype == "DELETED" or _ready(obj):
+            state.unready.pop(meta["name"], None)
+        else:
+            state.unready[meta["name"]] = None
     if etype != "DELETED":
         obj = {**obj, "metadata": {**meta, "resourceVersion": str(state.revision)}}
         state.objects.setdefault(kind, {})[key] = obj
@@ -444,6 +468,14 @@ def _free_node_port(used: set[int]) -> int:
 # ---------------------------------------------------------------- nodes
 
 
+def _ready(node: Obj) -> bool:
+    """Whether a Node's Ready condition is True."""
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
 def _ready_condition(old: list[Obj], now: float) -> list[Obj]:
     """Node conditions with Ready=True (a transition if it was not)."""
     conditions = [c for c in old if c.get("type") != "Ready"]
@@ -514,21 +546,67 @@ def _alive(state: State, node: Obj, now: float, status: Obj | None) -> None:
     name = node["metadata"]["name"]
     # A heartbeat held by a partitioned master can commit after newer ones: time never goes back.
     state.heartbeats[name] = max(now, state.heartbeats.get(name, 0.0))
-    conditions = (node.get("status") or {}).get("conditions") or []
-    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-    if status is not None or ready.get("status") != "True":
+    if status is not None or name in state.unready:
+        conditions = (node.get("status") or {}).get("conditions") or []
         new_status = {**(node.get("status") or {}), **(status or {})}
         new_status["conditions"] = _ready_condition(conditions, now)
         _emit(state, "MODIFIED", {**node, "status": new_status})
 
 
 def _renew(state: State, cmd: dict[str, Any]) -> Result:
-    """Batched liveness (commands.renew): each node named that exists is alive at its time."""
-    for name, beat in cmd["beats"].items():
-        node = state.get("Node", "", name)
-        if node is not None:
-            _alive(state, node, float(beat), None)
+    """Batched liveness (commands.renew): the holder's renewal set was heard at the command's time.
+
+    A renewal naming its nodes replaces the holder's set (the times of the set it replaces stay
+    with their nodes); one naming only the set's id renews the stored set, in time independent of
+    its size: only the set's nodes that are not Ready are visited, to mark them Ready again."""
+    if "beats" in cmd:  # the form before renewal sets, in a journal an older master wrote
+        for name, beat in cmd["beats"].items():
+            node = state.get("Node", "", name)
+            if node is not None:
+                _alive(state, node, float(beat), None)
+        return ok(None)
+    holder, set_id, now = cmd["holder"], cmd["set"], float(cmd["now"])
+    held = state.renewals.get(holder)
+    if "nodes" in cmd:
+        names = tuple(cmd["nodes"])
+        if held is not None:
+            _keep_times(state, held)
+            if held.set_id == set_id:  # the same set sent again: a late commit does not turn time back
+                now = max(now, held.at)
+    elif held is None or held.set_id != set_id:
+        return err(
+            "FAILED_PRECONDITION", f"renewal set {set_id} of {holder} is not the one stored: send its nodes"
+        )
+    else:
+        names, now = held.nodes, max(now, held.at)
+    state.renewals[holder] = Renewal(set_id, names, now)
+    if state.unready:
+        for name in names:
+            if name in state.unready:
+                node = state.get("Node", "", name)
+                if node is not None:
+                    _alive(state, node, now, None)
     return ok(None)
+
+
+def _keep_times(state: State, held: Renewal) -> None:
+    """A renewal set about to be replaced: each of its nodes keeps the time it renewed them at."""
+    for name in held.nodes:
+        if state.get("Node", "", name) is not None and state.heartbeats.get(name, 0.0) < held.at:
+            state.heartbeats[name] = held.at
+
+
+def liveness(state: State) -> dict[str, float]:
+    """Each node's last heartbeat: its own (registration, an agent's heartbeat, a renewal set it
+    left), or the newest renewal set holding it. Nodes that do not exist are left out."""
+    beats = dict(state.heartbeats)
+    nodes = state.objects.get("Node", {})
+    for held in state.renewals.values():
+        at = held.at
+        for name in held.nodes:
+            if beats.get(name, 0.0) < at and key_of("Node", "", name) in nodes:
+                beats[name] = at
+    return beats
 
 
 def _lease(state: State, cmd: dict[str, Any]) -> Result:

@@ -196,9 +196,12 @@ class Writer:
             timeout=timeout,
         )
 
-    async def renew(self, beats: dict[str, float], timeout: float = WRITE_TIMEOUT) -> None:
-        """Nodes' liveness, batched (commands.renew): node name -> when its agent was last heard."""
-        await self._propose(commands.renew(beats), timeout=timeout)
+    async def renew(
+        self, holder: str, set_id: int, nodes: list[str] | None, timeout: float = WRITE_TIMEOUT
+    ) -> None:
+        """Nodes' liveness, batched (commands.renew): `holder`'s renewal set `set_id` heard now, with
+        its nodes when the store may not hold that set yet. errors.Precondition: it does not."""
+        await self._propose(commands.renew(holder, set_id, now=time.time(), nodes=nodes), timeout=timeout)
 
     async def lease(self, holder: str, term: int, duration: float) -> Obj:
         """Take or renew the controllers' lease for `holder` in Raft term `term`; returns the lease

@@ -172,9 +172,9 @@ async def test_renewals_slower_than_the_interval_still_land_an_interval_apart(
         assert await renewed_after(master.store, "a", time.time(), 2)
         commit = master.servicer.writer.renew
 
-        async def slow(beats: dict[str, float], timeout: float = 5.0) -> None:
+        async def slow(holder: str, set_id: int, nodes: list[str] | None, timeout: float = 5.0) -> None:
             await asyncio.sleep(1.2)
-            await commit(beats, timeout=timeout)
+            await commit(holder, set_id, nodes, timeout=timeout)
 
         monkeypatch.setattr(master.servicer.writer, "renew", slow)
         landed: list[float] = []

@@ -31,7 +31,7 @@ def test_every_op_the_store_applies_has_a_constructor() -> None:
         c.heartbeat("n", node_status=None, pods=[], now=1.0, rid="r")["op"],
         c.lease("m1", 1, now=1.0, duration=3.0)["op"],
         c.barrier()["op"],
-        c.renew({"n": 1.0})["op"],
+        c.renew("m1", 1, now=1.0, nodes=["n"])["op"],
     }
     assert built == set(st._HANDLERS)
 
@@ -130,11 +130,11 @@ def test_a_renewal_records_liveness_without_a_new_revision_and_readies_a_node_th
     st.apply(s, c.register_node(node("n1"), uid="u1", now=20.0, rid="r1"))
     st.apply(s, c.register_node(node("n2"), uid="u2", now=20.0, rid="r2"))
     revision = s.revision
-    assert st.apply(s, c.renew({"n1": 25.0, "n2": 26.0, "gone": 27.0}))[0] == "ok"
-    assert s.heartbeats == {"n1": 25.0, "n2": 26.0}  # a node that does not exist is not recorded
+    assert st.apply(s, c.renew("m1", 7, now=25.0, nodes=["n1", "n2", "gone"]))[0] == "ok"
+    assert st.liveness(s) == {"n1": 25.0, "n2": 25.0}  # a node that does not exist is not recorded
     assert s.revision == revision  # liveness alone changes no object: no watch event
-    st.apply(s, c.renew({"n1": 24.0}))  # a renewal held by a partitioned master, committed late
-    assert s.heartbeats["n1"] == 25.0
+    st.apply(s, c.renew("m1", 7, now=24.0))  # a renewal held by a partitioned master, committed late
+    assert st.liveness(s)["n1"] == 25.0
 
     stale = s.get("Node", "", "n2")
     assert stale is not None
@@ -143,8 +143,69 @@ def test_a_renewal_records_liveness_without_a_new_revision_and_readies_a_node_th
         s, c.patch("Node", "", "n2", {"status": {"conditions": unknown}}, status=True, now=30.0, rid="r3")
     )
     revision = s.revision
-    st.apply(s, c.renew({"n2": 31.0}))
+    st.apply(s, c.renew("m1", 7, now=31.0))  # by id alone
     renewed = s.get("Node", "", "n2")
     assert renewed is not None
     (ready,) = [x for x in renewed["status"]["conditions"] if x["type"] == "Ready"]
     assert ready["status"] == "True" and s.revision == revision + 1
+    assert st.liveness(s) == {"n1": 31.0, "n2": 31.0}
+
+
+def test_a_renewal_by_id_renews_the_stored_set_and_one_naming_another_id_is_refused() -> None:
+    s = st.State()
+    for n in ("a", "b", "c"):
+        st.apply(s, c.register_node(node(n), uid=f"u-{n}", now=10.0, rid=f"r-{n}"))
+    st.apply(s, c.renew("m1", 1, now=11.0, nodes=["a", "b"]))
+    st.apply(s, c.renew("m2", 5, now=12.0, nodes=["c"]))
+    assert st.apply(s, c.renew("m1", 1, now=13.0)) == ("ok", None)
+    assert st.liveness(s) == {"a": 13.0, "b": 13.0, "c": 12.0}
+
+    code, message = st.apply(s, c.renew("m1", 2, now=14.0))[1:]  # an id whose full set never landed
+    assert code == "FAILED_PRECONDITION" and "send its nodes" in message
+    assert st.apply(s, c.renew("m3", 1, now=14.0))[1] == "FAILED_PRECONDITION"  # a holder with no set
+    assert st.liveness(s) == {"a": 13.0, "b": 13.0, "c": 12.0}
+
+
+def test_a_node_left_out_of_a_new_set_keeps_the_time_its_old_set_renewed_it_at() -> None:
+    s = st.State()
+    for n in ("a", "b"):
+        st.apply(s, c.register_node(node(n), uid=f"u-{n}", now=10.0, rid=f"r-{n}"))
+    st.apply(s, c.renew("m1", 1, now=20.0, nodes=["a", "b"]))
+    st.apply(s, c.renew("m1", 2, now=21.0, nodes=["a"]))  # b's stream ended on m1
+    assert st.liveness(s) == {"a": 21.0, "b": 20.0}  # b's time does not go back to its registration
+    st.apply(s, c.renew("m1", 2, now=22.0))
+    assert st.liveness(s) == {"a": 22.0, "b": 20.0}
+    st.apply(s, c.renew("m2", 9, now=23.0, nodes=["b"]))  # b's agent moved to m2
+    assert st.liveness(s) == {"a": 22.0, "b": 23.0}
+    st.apply(s, c.delete("Node", "", "b", resource_version="", force=False, grace=None, now=24.0, rid="d"))
+    assert st.liveness(s) == {"a": 22.0} and "b" not in s.unready
+
+
+def test_the_unready_index_follows_each_nodes_ready_condition_and_survives_a_snapshot() -> None:
+    import pickle
+
+    s = st.State()
+    st.apply(s, c.register_node(node("a"), uid="u-a", now=10.0, rid="r-a"))
+    assert s.unready == {}
+    a = s.get("Node", "", "a")
+    assert a is not None
+    unknown = [{**cond, "status": "Unknown"} for cond in a["status"]["conditions"]]
+    st.apply(s, c.patch("Node", "", "a", {"status": {"conditions": unknown}}, status=True, now=11.0, rid="p"))
+    assert list(s.unready) == ["a"]
+    st.apply(s, c.renew("m1", 1, now=12.0, nodes=["a"]))
+    restored = pickle.loads(pickle.dumps(s))
+    assert restored.unready == {} and restored.renewals == s.renewals
+
+    st.apply(s, c.patch("Node", "", "a", {"status": {"conditions": unknown}}, status=True, now=13.0, rid="q"))
+    data = s.copy().__dict__  # a snapshot written before renewal sets: both are rebuilt on loading
+    del data["renewals"], data["unready"]
+    older = st.State.__new__(st.State)
+    older.__setstate__(data)
+    assert older.renewals == {} and older.unready == {"a": None}
+
+
+def test_a_renewal_in_the_old_form_from_an_older_journal_still_applies() -> None:
+    s = st.State()
+    st.apply(s, c.register_node(node("n1"), uid="u1", now=20.0, rid="r1"))
+    assert st.apply(s, {"op": "renew", "beats": {"n1": 25.0, "gone": 26.0}})[0] == "ok"
+    assert st.liveness(s) == {"n1": 25.0}
