@@ -285,9 +285,11 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             set_id, nodes = self._renewal_set.next(names)
             try:
                 await self.writer.renew(self.store.address, set_id, nodes, timeout=RENEW_GIVE_UP)
+            except errors.Precondition as e:  # committed, and refused: the next renewal sends the set
+                self._renewal_set.refused(set_id)
+                committed = loop.time()
+                log.info("renewal of %d nodes' liveness refused: %s", len(names), e)
             except errors.SkiffError as e:
-                if isinstance(e, errors.Precondition):
-                    self._renewal_set.refused(set_id)
                 silent = loop.time() - committed
                 log.info(
                     "renewing %d nodes' liveness failed (%.1fs since a commit): %s", len(names), silent, e
@@ -356,6 +358,9 @@ class RenewalSet:
             return self._stored[0], None
         if self._proposed is None or self._proposed[1] != names:
             self._proposed = (uuid.uuid4().int >> 66, names)  # one id for as long as it is resent
+            # Until it commits the store may hold either set: a return to the stored one, while
+            # this one is still committing, is sent in full too, or it would be refused.
+            self._stored = None
         return self._proposed[0], sorted(names)
 
     def stored(self, set_id: int, names: frozenset[str]) -> None:

@@ -6,7 +6,10 @@ proposer and carried in the command; no clock, randomness or I/O here, and no it
 (string hashing differs between processes).
 
 Objects are never mutated once stored: a write stores a new dict. Readers may therefore hold
-references to stored objects without copying.
+references to stored objects without copying. `apply` takes the command as its own: the objects it
+carries are stored as they are, not deep-copied (only the parts a handler fills in are copied), so
+a caller must not change a command it has applied. Raft hands each master a copy of its own, freshly
+unpickled from the log; deep-copying each created object again was half the cost of a replay.
 
 Every stored change is one event with its own revision (revisions are contiguous), kept in a bounded
 history for watches. Every write carries a request id; a retried id gets the first result back
@@ -55,7 +58,8 @@ class Renewal:
     """A master's renewal set (commands.renew): the nodes whose streams it holds, last heard `at`."""
 
     set_id: int
-    nodes: tuple[str, ...]
+    nodes: tuple[str, ...]  # in the order sent (iterated: the same order on every master)
+    members: frozenset[str]  # the same, to look names up in
     at: float
 
 
@@ -245,8 +249,17 @@ def _spec_of(obj: Obj) -> Any:
 # ---------------------------------------------------------------- handlers
 
 
+def _own(obj: Obj) -> Obj:
+    """The command's object with its own top level and metadata, which handlers fill in (and, for a
+    Service, its own spec, where addresses and ports are allocated); the rest is shared."""
+    obj = {**obj, "metadata": dict(obj.get("metadata") or {})}
+    if obj.get("kind") == "Service" and isinstance(obj.get("spec"), dict):
+        obj["spec"] = dict(obj["spec"])
+    return obj
+
+
 def _create(state: State, cmd: dict[str, Any]) -> Result:
-    obj = copy.deepcopy(cmd["obj"])
+    obj = _own(cmd["obj"])
     meta = obj["metadata"]
     if not meta.get("name"):
         meta["name"] = meta.get("generateName", "") + cmd.get("suffix", "")
@@ -275,7 +288,7 @@ def _update(state: State, cmd: dict[str, Any]) -> Result:
     rv = new["metadata"].get("resourceVersion")
     if rv and rv != old["metadata"]["resourceVersion"]:
         return _conflict(new)
-    obj = copy.deepcopy(new)
+    obj = _own(new)
     meta = obj["metadata"]
     for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "ownerReferences"):
         if k in old["metadata"] and (k != "ownerReferences" or k not in meta):
@@ -495,10 +508,10 @@ def _ready_condition(old: list[Obj], now: float) -> list[Obj]:
 
 
 def _register_node(state: State, cmd: dict[str, Any]) -> Result:
-    node = copy.deepcopy(cmd["obj"])
+    node = _own(cmd["obj"])
     name = node["metadata"]["name"]
     old = state.get("Node", "", name)
-    status = node.get("status") or {}
+    status = dict(node.get("status") or {})
     status["conditions"] = _ready_condition((old or {}).get("status", {}).get("conditions") or [], cmd["now"])
     node["status"] = status
     state.heartbeats[name] = cmd["now"]
@@ -558,7 +571,7 @@ def _renew(state: State, cmd: dict[str, Any]) -> Result:
 
     A renewal naming its nodes replaces the holder's set (the times of the set it replaces stay
     with their nodes); one naming only the set's id renews the stored set, in time independent of
-    its size: only the set's nodes that are not Ready are visited, to mark them Ready again."""
+    its size: only the nodes both in the set and not Ready are visited, to mark them Ready again."""
     if "beats" in cmd:  # the form before renewal sets, in a journal an older master wrote
         for name, beat in cmd["beats"].items():
             node = state.get("Node", "", name)
@@ -579,13 +592,13 @@ def _renew(state: State, cmd: dict[str, Any]) -> Result:
         )
     else:
         names, now = held.nodes, max(now, held.at)
-    state.renewals[holder] = Renewal(set_id, names, now)
+    members = held.members if held is not None and held.nodes is names else frozenset(names)
+    state.renewals[holder] = Renewal(set_id, names, members, now)
     if state.unready:
-        for name in names:
-            if name in state.unready:
-                node = state.get("Node", "", name)
-                if node is not None:
-                    _alive(state, node, now, None)
+        for name in sorted(members.intersection(state.unready)):  # sorted: the same order everywhere
+            node = state.get("Node", "", name)
+            if node is not None:
+                _alive(state, node, now, None)
     return ok(None)
 
 
@@ -600,11 +613,11 @@ def liveness(state: State) -> dict[str, float]:
     """Each node's last heartbeat: its own (registration, an agent's heartbeat, a renewal set it
     left), or the newest renewal set holding it. Nodes that do not exist are left out."""
     beats = dict(state.heartbeats)
-    nodes = state.objects.get("Node", {})
+    nodes, prefix = state.objects.get("Node", {}), key_of("Node", "", "")
     for held in state.renewals.values():
         at = held.at
         for name in held.nodes:
-            if beats.get(name, 0.0) < at and key_of("Node", "", name) in nodes:
+            if beats.get(name, 0.0) < at and prefix + name in nodes:
                 beats[name] = at
     return beats
 

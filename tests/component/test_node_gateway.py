@@ -145,7 +145,7 @@ async def test_renewals_that_do_not_commit_end_every_stream(
         calls = [await connect(channel, "a", "node-a-token"), await connect(channel, "b", "node-b-token")]
         assert await renewed_after(master.store, "b", time.time(), 2)
 
-        async def stuck(beats: dict[str, float], timeout: float = 5.0) -> None:
+        async def stuck(holder: str, set_id: int, nodes: list[str] | None, timeout: float = 5.0) -> None:
             await asyncio.sleep(min(timeout, 0.2))
             raise errors.Unavailable("write not committed in time (no quorum?); retry")
 

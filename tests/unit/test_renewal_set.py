@@ -20,6 +20,24 @@ def test_a_set_is_sent_in_full_until_it_is_stored_then_by_id_alone() -> None:
     assert nodes == ["a"] and changed != first
 
 
+def test_a_set_that_changes_back_while_the_change_commits_is_sent_in_full() -> None:
+    """The set goes S1 -> S2 -> S1 within one commit: the store may end up holding S2 when the
+    return lands, so the return names its nodes, and it is not refused."""
+    s = st.State()
+    for n in ("a", "b"):
+        st.apply(s, c.register_node({"kind": "Node", "metadata": {"name": n}}, uid=n, now=0.0, rid=n))
+    sets = RenewalSet()
+    s1, s2 = frozenset({"a"}), frozenset({"a", "b"})
+    first, nodes = sets.next(s1)
+    st.apply(s, c.renew("m1", first, now=1.0, nodes=nodes))
+    sets.stored(first, s1)
+    to_s2 = sets.next(s2)  # proposed, still committing
+    back = sets.next(s1)
+    assert back[1] == ["a"]
+    st.apply(s, c.renew("m1", to_s2[0], now=2.0, nodes=to_s2[1]))  # they commit in log order
+    assert st.apply(s, c.renew("m1", back[0], now=2.5, nodes=back[1])) == ("ok", None)
+
+
 def test_a_refused_id_is_sent_in_full_again_and_a_stale_refusal_is_ignored() -> None:
     sets = RenewalSet()
     ab = frozenset({"a", "b"})
