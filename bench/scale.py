@@ -9,7 +9,9 @@ What it reports, in the order it measures:
   `available_s` until status.availableReplicas reaches 30,000, `replicas_per_s` over that time, and
   the available count every 10 s (`available_every_10s`);
 - a separate client (its own process, its own connections) that every 0.25 s Gets one Node and Lists
-  pods with a selector that matches nothing, both linearizable: p50/p99/max of each, and failures;
+  pods with a selector that matches nothing, both linearizable: p50/p99/max of each, and failures. It
+  asks a follower first (`get_*`, `list_*`); a second one asks only the Raft leader, where the
+  controllers run (`leader_get_*`, `leader_list_*`);
 - `skiff cluster status` once during the scale-up: whether every master answered;
 - `full_list_s`: one List of every pod, paged as `skiff get` pages (500 a page), and its page count;
 - the Raft term before the scale-up and after it (`elections` = the difference);
@@ -144,10 +146,10 @@ uvloop.run(main(sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4], f
 class Probe:
     """The separate client: started before the scale-up, stopped (stdin closed) after it."""
 
-    def __init__(self, conf: dict[str, Any], node: str, out: Path) -> None:
+    def __init__(self, conf: dict[str, Any], masters: list[str], node: str, out: Path) -> None:
         self.out = out
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", PROBE, ",".join(conf["masters"][::-1]), conf["token"], conf["caFile"],
+            [sys.executable, "-c", PROBE, ",".join(masters), conf["token"], conf["caFile"],
              node, str(PROBE_EVERY), str(out)],
             cwd=ROOT, stdin=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
@@ -214,7 +216,10 @@ async def measure(
             f"scale: idle masters {figures['idle_master_cores']:.2f} cores; scaling to {REPLICAS}", flush=True
         )
 
-        probe = Probe(conf, "hollow-0-0", tmp / "probe.json")
+        leader = next((i for i, v in enumerate(before) if v is not None and v.role == "leader"), 0)
+        followers = [m for i, m in enumerate(masters) if i != leader]
+        probe = Probe(conf, followers + [masters[leader]], "hollow-0-0", tmp / "probe.json")
+        leader_probe = Probe(conf, [masters[leader]], "hollow-0-1", tmp / "probe-leader.json")
         try:
             await api.create(deployment())
             t0 = time.monotonic()
@@ -244,14 +249,18 @@ async def measure(
             figures["replicas_per_s"] = available / elapsed
             figures["available_every_10s"] = samples
         finally:
-            probed = probe.stop() if probe.proc.poll() is None else {"get": [], "list": [], "failures": []}
+            nothing: dict[str, Any] = {"get": [], "list": [], "failures": []}
+            probed = probe.stop() if probe.proc.poll() is None else nothing
+            probed_leader = leader_probe.stop() if leader_probe.proc.poll() is None else nothing
             probe.kill()
-        for what in ("get", "list"):
-            for k, v in quantiles(probed[what]).items():
-                figures[f"{what}_{k}"] = v
-            figures[f"{what}_calls"] = len(probed[what])
-        figures["probe_failures"] = len(probed["failures"])
-        figures["probe_failure_examples"] = sorted(set(probed["failures"]))[:3]
+            leader_probe.kill()
+        for prefix, found in (("", probed), ("leader_", probed_leader)):
+            for what in ("get", "list"):
+                for k, v in quantiles(found[what]).items():
+                    figures[f"{prefix}{what}_{k}"] = v
+                figures[f"{prefix}{what}_calls"] = len(found[what])
+            figures[f"{prefix}probe_failures"] = len(found["failures"])
+            figures[f"{prefix}probe_failure_examples"] = sorted(set(found["failures"]))[:3]
 
         t0 = time.monotonic()
         pods, pages = await list_paged(api)
@@ -373,7 +382,8 @@ def run() -> dict[str, Any]:
         print(
             f"scale: {NODES} hollow nodes Ready in {figures['nodes_ready_s']:.1f} s; "
             f"{figures['available']} of {REPLICAS} available after {figures['available_s']:.0f} s; "
-            f"Get p99 {figures['get_p99_ms']:.0f} ms; elections {figures['elections']}",
+            f"Get p99 {figures['get_p99_ms']:.0f} ms (the leader's {figures['leader_get_p99_ms']:.0f} ms); "
+            f"elections {figures['elections']}",
             flush=True,
         )
         return figures
