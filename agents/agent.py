@@ -16,7 +16,9 @@
 - the stream is abandoned when it breaks, when nothing arrived for `3 x heartbeat`, or when a
   heartbeat has had no ack for ACK_TIMEOUT (the master acks every one within 4 s, an error ack if its
   write did not commit: a master whose Python loop hangs still answers pings from its C core); the
-  session then connects to the next master in the list, without touching any container.
+  session then connects to the next master in the list, without touching any container. The Raft
+  leader refuses the stream unless the agent failed at every master in a row (the count travels with
+  each Connect): it runs the controllers, and the followers serve the nodes.
 
 The hollow nodes of one process (`--hollow N`) share one channel, so one HTTP/2 connection, per master
 (`channels`), as a kubelet's clients share theirs; each starts at a different master.
@@ -40,7 +42,7 @@ import grpc
 
 from orchestrator.client import CHANNEL_OPTIONS
 from orchestrator.model import format_bytes, rfc3339
-from orchestrator.transport import KEEPALIVE_MS, ClientTLS
+from orchestrator.transport import FAILED_MASTERS, KEEPALIVE_MS, ClientTLS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -268,6 +270,25 @@ class Assignment:
         return list(self.pods.values())
 
 
+def _one_failure(group: BaseExceptionGroup) -> Exception:
+    """What ended a stream, as one exception: the master's status when it sent one (a master that
+    refuses the stream at once fails the reader with its status and the writer with "RPC already
+    finished", both together), else the silence, else the call found closed."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        e = pending.pop()
+        if isinstance(e, BaseExceptionGroup):
+            pending.extend(e.exceptions)
+        else:
+            found.append(e)
+    for kind in (grpc.aio.AioRpcError, _Silent):
+        for e in found:
+            if isinstance(e, kind):
+                return e
+    return _Silent(f"stream closed ({found[0] if found else group})")
+
+
 class NodeSession:
     """One node's registration and stream, failing over between masters. `run()` until cancelled."""
 
@@ -325,17 +346,19 @@ class NodeSession:
 
     async def run(self) -> None:
         delay = 0.05
+        failed = 0  # masters in a row this session failed to hold a stream with (told to each one)
         try:
             while True:
                 address = self.masters[self._index % len(self.masters)]
                 started = self.clock()
                 try:
-                    await self._stream(address)
+                    await self._stream(address, failed)
                     reason = "stream ended"
                 except grpc.aio.AioRpcError as e:
                     reason = self.tls.explain(e.details() or "") or f"{e.code().name}: {e.details()}"
                 except _Silent as e:
                     reason = str(e)
+                failed = 0 if self.connected.is_set() else failed + 1
                 self.connected.clear()
                 log.info("lost master=%s node=%s (%s); failing over", address, self.spec.name, reason)
                 self._index += 1
@@ -355,9 +378,13 @@ class NodeSession:
             self._channels[address] = ch
         return ch
 
-    async def _stream(self, address: str) -> None:
+    async def _stream(self, address: str, failed: int = 0) -> None:
+        """One stream to `address`; `failed`: masters in a row that did not keep one (the Raft leader
+        takes a stream only from an agent every other master failed, see orchestrator.api.gateway)."""
         stub = api_grpc.NodeGatewayStub(self._channel(address))
-        call = stub.Connect(metadata=(("authorization", f"Bearer {self.token}"),))
+        call = stub.Connect(
+            metadata=(("authorization", f"Bearer {self.token}"), (FAILED_MASTERS, str(failed)))
+        )
         self.streams += 1
         self.queue.reset()
         self._status_sent = None
@@ -371,12 +398,8 @@ class NodeSession:
                 done, _ = await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
                 for t in (reader, writer):
                     t.cancel()
-        except* grpc.aio.AioRpcError as eg:
-            raise eg.exceptions[0] from None
-        except* _Silent as eg:
-            raise eg.exceptions[0] from None
-        except* (asyncio.InvalidStateError, grpc.aio.UsageError) as eg:
-            raise _Silent(f"stream closed ({eg.exceptions[0]})") from None
+        except* (grpc.aio.AioRpcError, _Silent, asyncio.InvalidStateError, grpc.aio.UsageError) as eg:
+            raise _one_failure(eg) from None
         finally:
             call.cancel()
 

@@ -21,6 +21,17 @@ still answering pings) or whose token was revoked. And when this master's renewa
 for RENEW_GIVE_UP (its Raft path is stuck, though it knows a leader), it ends every stream it holds, so
 its agents move to another master before their nodes' grace runs out.
 
+The Raft leader serves no agent streams while another master is connected to it: it runs the
+controllers, and during a scale-up its event loop, shared by thousands of pod writes and a third of the
+nodes' streams, answered every gRPC call seconds late (a Get took up to 12 s while the followers
+answered within 0.5 s, and the agents on it gave up waiting for acks and all left at once, 2026-12-04);
+without the streams it answered within 0.7 s. As kubelets talk to API servers and not to the
+controller manager, an agent that connects to the leader is refused (UNAVAILABLE), and the streams a
+master holds when it becomes leader are ended, so their agents move to the next master. The leader
+still takes an agent that has failed to hold a stream with every master in turn (FAILED_MASTERS, as
+the agent counts them): when the followers are down or out of its reach, it is better served here
+than not at all.
+
 Down the stream: the pods bound to the node. The first assignment on a stream is the whole set; each
 later one carries only the pods that changed and the uids of those that left (`incremental`), so a
 node's 30th pod does not resend the 29 before it. The agent keeps the set (like a kubelet's pod source).
@@ -44,6 +55,7 @@ from orchestrator.auth import Authenticator, Identity, bearer
 from orchestrator.store import commands
 from orchestrator.store.raft import RESYNC, Store
 from orchestrator.store.writer import Writer
+from orchestrator.transport import FAILED_MASTERS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -56,6 +68,7 @@ RENEW_GIVE_UP = 2.0  # renewals failing this long end this master's streams (nod
 RENEWALS_IN_FLIGHT = 4  # renewals committing at once (RENEW_GIVE_UP / RENEW_INTERVAL)
 ACK_WITHIN = 4.0  # a heartbeat is acked (an error ack: not committed) within this; the agent waits 6 s
 STREAM_SILENT_AFTER = 25.0  # an agent heartbeats every 10 s: a stream silent this long is not renewed
+LEADER_SHEDS = "this master is the Raft leader, which runs the controllers: agents connect to the others"
 
 
 @dataclass(eq=False)
@@ -64,6 +77,7 @@ class _Stream:
 
     token: str
     heard: float  # loop time of its last message
+    last_resort: bool = False  # taken by the leader from an agent no other master kept (module docstring)
     dirty: asyncio.Event = field(default_factory=asyncio.Event)  # "its node's pods changed"
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     reason: Exception | None = None
@@ -112,6 +126,9 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             self.auth.require(metadata, "node")
             ident = self.auth.identity(metadata)
             token = bearer(metadata) or ""
+            last_resort = self._sheds() and _failed_masters(metadata) >= self.store.members()
+            if self._sheds() and not last_resort:
+                raise errors.Unavailable(LEADER_SHEDS)
             first = await context.read()
             if first is grpc.aio.EOF or not first.HasField("register"):
                 raise errors.Invalid("the first message on the stream must be register")
@@ -130,7 +147,7 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         log.info("agent connected node=%s peer=%s", name, context.peer())
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_forever())
-        stream = _Stream(token, asyncio.get_running_loop().time())
+        stream = _Stream(token, asyncio.get_running_loop().time(), last_resort=last_resort)
         stream.dirty.set()
         previous = self._streams.get(name)
         self._streams[name] = stream
@@ -329,12 +346,19 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             for task in pending:
                 task.cancel()
 
+    def _sheds(self) -> bool:
+        """Whether agents' streams belong on other masters: this one leads, and another is connected."""
+        return self.store.is_leader() and self.store.peers_connected() > 0
+
     def _renewable(self, now: float) -> dict[str, _Stream]:
-        """The streams to renew: open, heard from within STREAM_SILENT_AFTER, with a valid token; the
-        others are ended."""
+        """The streams to renew: open, heard from within STREAM_SILENT_AFTER, with a valid token, and
+        not to be shed by a leader; the others are ended."""
         beats = {}
+        sheds = self._sheds()
         for name, stream in list(self._streams.items()):
-            if not self.auth.valid(stream.token):
+            if sheds and not stream.last_resort:
+                stream.end(errors.Unavailable(LEADER_SHEDS))
+            elif not self.auth.valid(stream.token):
                 stream.end(errors.Unauthenticated(f'the credential of node "{name}" was revoked'))
             elif now - stream.heard > STREAM_SILENT_AFTER:
                 silence = now - stream.heard
@@ -371,6 +395,17 @@ class RenewalSet:
         """The store does not hold `set_id` (its full renewal was lost, or another replaced it)."""
         if self._stored is not None and self._stored[0] == set_id:
             self._stored = None
+
+
+def _failed_masters(metadata: Any) -> int:
+    """The agent's count of masters it failed to stay connected to in a row (0 when absent or bad)."""
+    for key, value in metadata or ():
+        if key == FAILED_MASTERS:
+            try:
+                return max(0, int(value))
+            except (TypeError, ValueError):
+                return 0
+    return 0
 
 
 def _may_register(ident: Identity, obj: Any) -> None:

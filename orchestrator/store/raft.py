@@ -759,6 +759,20 @@ class Store:
     def is_leader(self) -> bool:
         return self._sync._isLeader()
 
+    def members(self) -> int:
+        """How many masters the Raft cluster has, this one included."""
+        return 1 + len(self._raft_peers())
+
+    def peers_connected(self) -> int:
+        """How many of the other masters this one has a Raft connection with now."""
+        return sum(1 for node in self._raft_peers() if self._sync.isNodeConnected(node))
+
+    def _raft_peers(self) -> tuple[Any, ...]:
+        try:
+            return tuple(self._sync._SyncObj__otherNodes)  # a set the tick thread may replace, not change
+        except RuntimeError:
+            return ()
+
     @property
     def term(self) -> int:
         return self._sync.raftCurrentTerm

@@ -23,6 +23,7 @@ from orchestrator import errors
 from orchestrator.api import gateway
 from orchestrator.auth import Authenticator
 from orchestrator.store.raft import RaftTiming, Store
+from orchestrator.transport import FAILED_MASTERS
 from skiffpb import api_pb2 as api
 from skiffpb import api_pb2_grpc as api_grpc
 
@@ -236,3 +237,50 @@ async def test_pod_events_lost_from_the_history_still_reach_the_stream(
                         names |= {json.loads(p)["metadata"]["name"] for p in msg.assignment.pods}
             assert "RESYNC" in seen, "the events fit the history: this test proves nothing"
             call.cancel()
+
+
+async def connect_having_failed(channel: grpc.aio.Channel, node: str, token: str, failed: int) -> Any:
+    call = api_grpc.NodeGatewayStub(channel).Connect(
+        metadata=(("authorization", f"Bearer {token}"), (FAILED_MASTERS, str(failed)))
+    )
+    registered = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "status": {}}
+    await call.write(api.AgentMessage(register=json.dumps(registered).encode()))
+    return call
+
+
+def lead_a_cluster_of_three(master: Master, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The single master as the leader of three with both others connected (what the gateway asks)."""
+    monkeypatch.setattr(master.store, "members", lambda: 3)
+    monkeypatch.setattr(master.store, "peers_connected", lambda: 2)
+
+
+async def test_a_leader_with_followers_refuses_agents_that_have_not_tried_them(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead_a_cluster_of_three(master, monkeypatch)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        for failed in (0, 2):  # a fresh agent, and one that failed at two masters (not yet all three)
+            call = await connect_having_failed(channel, "a", "node-a-token", failed)
+            code, details = await ended(call, 3)
+            assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (code, details)
+        assert master.store.get("Node", "", "a") is None  # refused before registering
+        last_resort = await connect_having_failed(channel, "a", "node-a-token", 3)
+        since = time.time()
+        async with asyncio.timeout(3):  # taken: it tried them all
+            while master.servicer.connected != 1:
+                await asyncio.sleep(0.02)
+        assert await renewed_after(master.store, "a", since, 3)  # and renewed, not shed
+        assert master.servicer.connected == 1
+        last_resort.cancel()
+
+
+async def test_a_master_that_becomes_leader_ends_its_agents_streams(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        call = await connect(channel, "a", "node-a-token")
+        assert await renewed_after(master.store, "a", time.time(), 3)
+        lead_a_cluster_of_three(master, monkeypatch)  # an election made it leader, the others are up
+        code, details = await ended(call, 3)
+        assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (code, details)
+        assert master.servicer.connected == 0

@@ -136,3 +136,49 @@ async def test_assignments_after_the_first_carry_only_what_changed(cluster: Clus
             assert got.incremental and list(got.pods) == [] and list(got.removed) == [uid]
         finally:
             call.cancel()
+
+
+async def streams_by_master(cluster: Cluster) -> dict[str, tuple[str, int]]:
+    """master name -> (its Raft role, how many agent streams it holds), for the masters answering."""
+    out = {}
+    async with cluster.client() as client:
+        for address in cluster.master_addresses:
+            try:
+                st = await client.status(address, timeout=1.0)
+            except Exception:  # noqa: BLE001 - a killed master does not answer
+                continue
+            out[st.name] = (st.role, st.partner_nodes_connected)
+    return out
+
+
+async def test_the_leader_holds_no_agent_streams_and_a_new_leader_sheds_its_own(cluster: Cluster) -> None:
+    """The Raft leader runs the controllers; the followers serve the agents (orchestrator.api.gateway).
+    Made to happen: every agent on follower B (follower A stopped), then the leader killed and A
+    started again; B, whose log is newer than A's, is elected, ends the streams it held, and the
+    agents move to A."""
+    await wait_until(lambda: all_ready(cluster), "both nodes Ready", 30)
+
+    async def leader_holds_none() -> dict[str, tuple[str, int]]:
+        seen = await streams_by_master(cluster)
+        leaders = [n for n, (role, _) in seen.items() if role == "leader"]
+        return seen if len(leaders) == 1 and seen[leaders[0]][1] == 0 else {}
+
+    seen = await wait_until(leader_holds_none, "no agent stream on the leader", 20)
+    (leader,) = [n for n, (role, _) in seen.items() if role == "leader"]
+    a, b = sorted(n for n in seen if n != leader)
+    cluster.stop(a)
+
+    async def streams_on(name: str, count: int) -> bool:
+        return (await streams_by_master(cluster)).get(name, ("", -1))[1] == count
+
+    await wait_until(lambda: streams_on(b, 2), f"both agents on {b}", 20)
+    cluster.kill(leader)
+    await asyncio.sleep(1.0)
+    cluster.start(a)
+
+    async def moved() -> dict[str, tuple[str, int]]:
+        seen = await streams_by_master(cluster)
+        return seen if seen.get(b) == ("leader", 0) and seen.get(a, ("", 0))[1] == 2 else {}
+
+    await wait_until(moved, f"{b} leading with no stream, {a} holding both", 40)
+    await wait_until(lambda: all_ready(cluster), "both nodes Ready after the move", 20)

@@ -117,3 +117,24 @@ def test_tail() -> None:
     assert tail(data, 2) == b"b\nc\n"
     assert tail(data, 0) == b""
     assert tail(b"a\nb", 1) == b"b"
+
+
+def test_a_stream_refused_at_once_ends_with_the_masters_status() -> None:
+    """A master that refuses the stream at once fails the session's reader with its status and its
+    writer with "RPC already finished": the session reports the status (and fails over), not a group
+    of both, which escaped its loop and stopped a hollow agent process (2026-12-04)."""
+    import asyncio
+
+    import grpc
+
+    from agents.agent import _one_failure, _Silent
+
+    refused = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="the leader"
+    )
+    both = ExceptionGroup("", [grpc.aio.UsageError("RPC already finished."), refused])
+    assert _one_failure(both) is refused
+    silent = _Silent("no message for 30s")
+    assert _one_failure(ExceptionGroup("", [ExceptionGroup("", [silent])])) is silent
+    closed = _one_failure(ExceptionGroup("", [asyncio.InvalidStateError("done")]))
+    assert isinstance(closed, _Silent) and "done" in str(closed)
