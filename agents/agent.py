@@ -17,8 +17,8 @@
   heartbeat has had no ack for ACK_TIMEOUT (the master acks every one within 4 s, an error ack if its
   write did not commit: a master whose Python loop hangs still answers pings from its C core); the
   session then connects to the next master in the list, without touching any container. The Raft
-  leader refuses the stream unless the agent failed at every master in a row (the count travels with
-  each Connect): it runs the controllers, and the followers serve the nodes.
+  leader refuses the stream unless the agent's last attempts, one at each other master, all failed (the
+  count travels with each Connect): it runs the controllers, and the followers serve the nodes.
 
 The hollow nodes of one process (`--hollow N`) share one channel, so one HTTP/2 connection, per master
 (`channels`), as a kubelet's clients share theirs; each starts at a different master.
@@ -346,7 +346,7 @@ class NodeSession:
 
     async def run(self) -> None:
         delay = 0.05
-        failed = 0  # masters in a row this session failed to hold a stream with (told to each one)
+        failed = 0  # masters in a row that ended or refused this session's stream (told to each one)
         try:
             while True:
                 address = self.masters[self._index % len(self.masters)]
@@ -358,7 +358,7 @@ class NodeSession:
                     reason = self.tls.explain(e.details() or "") or f"{e.code().name}: {e.details()}"
                 except _Silent as e:
                     reason = str(e)
-                failed = 0 if self.connected.is_set() else failed + 1
+                failed = 1 if self.connected.is_set() else failed + 1  # the master just left counts
                 self.connected.clear()
                 log.info("lost master=%s node=%s (%s); failing over", address, self.spec.name, reason)
                 self._index += 1

@@ -124,8 +124,8 @@ def client_tls(args: argparse.Namespace) -> ClientTLS:
 # HTTP/2 keepalive of the agents' streams, on both ends (agents.agent, orchestrator.master): an open
 # stream is a node's liveness, so a peer that stopped answering is found within two of these.
 KEEPALIVE_MS = 1000
-# Connect metadata: how many masters in a row the agent failed to keep a stream with (a Raft leader
-# takes an agent's stream only when it failed at every master, see orchestrator.api.gateway).
+# Connect metadata: how many masters in a row ended or refused the agent's stream (a Raft leader takes
+# an agent's stream only when that counts every other master, see orchestrator.api.gateway).
 FAILED_MASTERS = "skiff-failed-masters"
 
 

@@ -27,10 +27,12 @@ nodes' streams, answered every gRPC call seconds late (a Get took up to 12 s whi
 answered within 0.5 s, and the agents on it gave up waiting for acks and all left at once, 2026-12-04);
 without the streams it answered within 0.7 s. As kubelets talk to API servers and not to the
 controller manager, an agent that connects to the leader is refused (UNAVAILABLE), and the streams a
-master holds when it becomes leader are ended, so their agents move to the next master. The leader
-still takes an agent that has failed to hold a stream with every master in turn (FAILED_MASTERS, as
-the agent counts them): when the followers are down or out of its reach, it is better served here
-than not at all.
+master holds when it becomes leader are ended, SHED_PER_PASS each renewal pass, so their agents move to
+the next master. The leader still takes an agent whose last attempts, one at each other master, all
+failed (FAILED_MASTERS, as the agent counts them, the stream that broke included): when the followers
+are down or out of its reach, it is better served here than not at all. It keeps such a stream for
+LAST_RESORT_FOR, then ends it like the others, so that the agent goes back to a follower once one
+answers again.
 
 Down the stream: the pods bound to the node. The first assignment on a stream is the whole set; each
 later one carries only the pods that changed and the uids of those that left (`incremental`), so a
@@ -69,6 +71,8 @@ RENEWALS_IN_FLIGHT = 4  # renewals committing at once (RENEW_GIVE_UP / RENEW_INT
 ACK_WITHIN = 4.0  # a heartbeat is acked (an error ack: not committed) within this; the agent waits 6 s
 STREAM_SILENT_AFTER = 25.0  # an agent heartbeats every 10 s: a stream silent this long is not renewed
 LEADER_SHEDS = "this master is the Raft leader, which runs the controllers: agents connect to the others"
+SHED_PER_PASS = 50  # streams a new leader ends per renewal pass, so their agents do not all move at once
+LAST_RESORT_FOR = 30.0  # seconds the leader keeps a last-resort stream before it sends the agent to try again
 
 
 @dataclass(eq=False)
@@ -78,6 +82,7 @@ class _Stream:
     token: str
     heard: float  # loop time of its last message
     last_resort: bool = False  # taken by the leader from an agent no other master kept (module docstring)
+    opened: float = 0.0  # loop time it was opened
     dirty: asyncio.Event = field(default_factory=asyncio.Event)  # "its node's pods changed"
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     reason: Exception | None = None
@@ -126,8 +131,9 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
             self.auth.require(metadata, "node")
             ident = self.auth.identity(metadata)
             token = bearer(metadata) or ""
-            last_resort = self._sheds() and _failed_masters(metadata) >= self.store.members()
-            if self._sheds() and not last_resort:
+            sheds = self._sheds()
+            last_resort = sheds and _failed_masters(metadata) >= self.store.members() - 1
+            if sheds and not last_resort:
                 raise errors.Unavailable(LEADER_SHEDS)
             first = await context.read()
             if first is grpc.aio.EOF or not first.HasField("register"):
@@ -147,7 +153,8 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         log.info("agent connected node=%s peer=%s", name, context.peer())
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew_forever())
-        stream = _Stream(token, asyncio.get_running_loop().time(), last_resort=last_resort)
+        now = asyncio.get_running_loop().time()
+        stream = _Stream(token, now, last_resort=last_resort, opened=now)
         stream.dirty.set()
         previous = self._streams.get(name)
         self._streams[name] = stream
@@ -354,9 +361,10 @@ class NodeGatewayServicer(api_grpc.NodeGatewayServicer):
         """The streams to renew: open, heard from within STREAM_SILENT_AFTER, with a valid token, and
         not to be shed by a leader; the others are ended."""
         beats = {}
-        sheds = self._sheds()
+        shed = SHED_PER_PASS if self._sheds() else 0
         for name, stream in list(self._streams.items()):
-            if sheds and not stream.last_resort:
+            if shed and (not stream.last_resort or now - stream.opened > LAST_RESORT_FOR):
+                shed -= 1
                 stream.end(errors.Unavailable(LEADER_SHEDS))
             elif not self.auth.valid(stream.token):
                 stream.end(errors.Unauthenticated(f'the credential of node "{name}" was revoked'))

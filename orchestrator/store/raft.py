@@ -769,7 +769,9 @@ class Store:
 
     def _raft_peers(self) -> tuple[Any, ...]:
         try:
-            return tuple(self._sync._SyncObj__otherNodes)  # a set the tick thread may replace, not change
+            return tuple(
+                self._sync._SyncObj__otherNodes
+            )  # the tick thread changes it only on a membership change
         except RuntimeError:
             return ()
 

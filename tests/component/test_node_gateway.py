@@ -138,12 +138,21 @@ async def test_a_revoked_token_ends_its_stream_without_a_message(master: Master)
         other.cancel()
 
 
+async def connect_both(master: Master, channel: grpc.aio.Channel) -> list[Any]:
+    """Streams for nodes a and b, once the master holds both."""
+    calls = [await connect(channel, "a", "node-a-token"), await connect(channel, "b", "node-b-token")]
+    async with asyncio.timeout(3):
+        while master.servicer.connected != 2:
+            await asyncio.sleep(0.02)
+    return calls
+
+
 async def test_renewals_that_do_not_commit_end_every_stream(
     master: Master, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gateway, "RENEW_GIVE_UP", 1.0)
     async with grpc.aio.insecure_channel(master.address) as channel:
-        calls = [await connect(channel, "a", "node-a-token"), await connect(channel, "b", "node-b-token")]
+        calls = await connect_both(master, channel)
         assert await renewed_after(master.store, "b", time.time(), 2)
 
         async def stuck(holder: str, set_id: int, nodes: list[str] | None, timeout: float = 5.0) -> None:
@@ -259,12 +268,12 @@ async def test_a_leader_with_followers_refuses_agents_that_have_not_tried_them(
 ) -> None:
     lead_a_cluster_of_three(master, monkeypatch)
     async with grpc.aio.insecure_channel(master.address) as channel:
-        for failed in (0, 2):  # a fresh agent, and one that failed at two masters (not yet all three)
+        for failed in (0, 1):  # a fresh agent, and one whose last master failed (not yet both others)
             call = await connect_having_failed(channel, "a", "node-a-token", failed)
             code, details = await ended(call, 3)
             assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (code, details)
         assert master.store.get("Node", "", "a") is None  # refused before registering
-        last_resort = await connect_having_failed(channel, "a", "node-a-token", 3)
+        last_resort = await connect_having_failed(channel, "a", "node-a-token", 2)
         since = time.time()
         async with asyncio.timeout(3):  # taken: it tried them all
             while master.servicer.connected != 1:
@@ -284,3 +293,33 @@ async def test_a_master_that_becomes_leader_ends_its_agents_streams(
         code, details = await ended(call, 3)
         assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (code, details)
         assert master.servicer.connected == 0
+
+
+async def test_the_leader_ends_a_last_resort_stream_after_a_while(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken because the followers failed the agent, a stream is sent back to try them after
+    LAST_RESORT_FOR, so agents do not stay on the leader once the followers answer again."""
+    monkeypatch.setattr(gateway, "LAST_RESORT_FOR", 1.0)
+    lead_a_cluster_of_three(master, monkeypatch)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        call = await connect_having_failed(channel, "a", "node-a-token", 2)
+        started = time.monotonic()
+        code, details = await ended(call, 4)
+        assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (code, details)
+        assert time.monotonic() - started >= 1.0
+
+
+async def test_a_new_leader_ends_its_streams_a_few_at_a_time(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway, "SHED_PER_PASS", 1)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        calls = await connect_both(master, channel)
+        lead_a_cluster_of_three(master, monkeypatch)
+        first = asyncio.create_task(ended(calls[0], 4))
+        second = asyncio.create_task(ended(calls[1], 4))
+        done, _ = await asyncio.wait([first, second], return_when=asyncio.FIRST_COMPLETED)
+        at = time.monotonic()
+        await asyncio.gather(first, second)
+        assert time.monotonic() - at >= 0.3  # one per renewal pass (RENEW_INTERVAL 0.5 s)
