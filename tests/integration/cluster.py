@@ -151,6 +151,22 @@ class Cluster:
     def master_addresses(self) -> list[str]:
         return list(self.config["masters"])
 
+    async def follower_address(self) -> str:
+        """A master that is a Raft follower now: the agents' streams go to followers (the leader
+        refuses them while a follower is connected, orchestrator.api.gateway)."""
+
+        async def find() -> str:
+            async with self.client() as client:
+                for address in self.master_addresses:
+                    try:
+                        if (await client.status(address, timeout=1.0)).role == "follower":
+                            return address
+                    except SkiffError:
+                        continue
+            return ""
+
+        return str(await wait_until(find, "a Raft follower", 20))
+
     def token(self, role: str = "admin") -> str:
         return (self.state_dir / f"{role}.token").read_text().strip()
 

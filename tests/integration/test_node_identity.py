@@ -33,7 +33,7 @@ async def connect(
     c: Cluster, token: str, first: api.AgentMessage, then: tuple[api.AgentMessage, ...] = ()
 ) -> grpc.StatusCode:
     """Open a gateway stream as an agent would, send `first` (and `then`), and return how it ends."""
-    async with c.tls().channel(c.master_addresses[0]) as channel:
+    async with c.tls().channel(await c.follower_address()) as channel:
         call = api_grpc.NodeGatewayStub(channel).Connect(metadata=(("authorization", f"Bearer {token}"),))
         await call.write(first)
         for msg in then:

@@ -102,7 +102,8 @@ def pod(name: str, node: str) -> dict[str, Any]:
 async def test_assignments_after_the_first_carry_only_what_changed(cluster: Cluster) -> None:
     token = (cluster.state_dir / "node.token").read_text().strip()  # the shared (hollow) node credential
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "probe-node"}, "status": {}}
-    async with cluster.tls().channel(cluster.master_addresses[1]) as channel, cluster.client() as client:
+    follower = await cluster.follower_address()
+    async with cluster.tls().channel(follower) as channel, cluster.client() as client:
         call = api_grpc.NodeGatewayStub(channel).Connect(metadata=(("authorization", f"Bearer {token}"),))
         await call.write(api.AgentMessage(register=json.dumps(node).encode()))
 
