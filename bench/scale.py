@@ -17,7 +17,9 @@ What it reports, in the order it measures:
 - the Raft term before the scale-up and after it (`elections` = the difference);
 - each master's RSS and the size of each master's data directory (journal and snapshot);
 - `restart_caught_up_s`: a follower killed (SIGKILL) and started again, until its applied index
-  reaches the leader's commit index at the time it first answered.
+  reaches the leader's commit index at the time it first answered; on the way, when `skiff start`
+  returned (`restart_started_s`) and when the master first answered (`restart_answering_s`), and
+  the CPU seconds each process used until it caught up (`restart_cpu_s`).
 
 The hollow agents run at nice 10 (see HOLLOW_NICE). Addresses: masters 127.0.91.*, the hollow agents 127.0.92.1-4 (127.0.93.1: the unused balancer's).
 Everything started here is torn down at the end, also on failure or Ctrl-C. To find out what a run
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +191,11 @@ async def idle_cores(pids: list[int]) -> float:
 
 
 async def measure(
-    conf: dict[str, Any], state: Path, tmp: Path, start_hollows: Any, master_recs: list[dict[str, Any]]
+    conf: dict[str, Any],
+    state: Path,
+    tmp: Path,
+    start_hollows: Callable[[], list[int]],
+    master_recs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     from orchestrator.client import ApiClient
 
@@ -197,7 +204,7 @@ async def measure(
     figures: dict[str, Any] = {"nodes": NODES, "replicas": REPLICAS}
     async with ApiClient(masters, conf["token"], tls=tls, call_timeout=30.0) as api:
         t0 = time.monotonic()
-        start_hollows()
+        hollow_pids = start_hollows()
         while (ready := await ready_nodes(api)) < NODES:
             if time.monotonic() - t0 > 90:
                 raise RuntimeError(f"only {ready}/{NODES} hollow nodes Ready after 90 s")
@@ -275,7 +282,7 @@ async def measure(
         figures["master_rss_mb"] = [round(rss_mb(r["pid"])) for r in master_recs]
         figures["master_data_mb"] = [round(dir_mb(Path(r["dataDir"])), 1) for r in master_recs]
 
-        figures["restart_caught_up_s"] = await restart_follower(api, masters, after, master_recs, state)
+        figures.update(await restart_follower(api, masters, after, master_recs, state, hollow_pids))
     return figures
 
 
@@ -312,34 +319,51 @@ async def list_paged(api: Any) -> tuple[list[Any], int]:
 
 
 async def restart_follower(
-    api: Any, masters: list[str], views: list[Any], recs: list[dict[str, Any]], state: Path
-) -> float:
+    api: Any, masters: list[str], views: list[Any], recs: list[dict[str, Any]], state: Path, others: list[int]
+) -> dict[str, Any]:
+    """A follower killed and started again: when `skiff start` returned, when the master first
+    answered (and how far it had applied), when it caught up; and the CPU seconds each master and
+    each of `others` (the hollow agents) used from the start until it caught up."""
     i = next(i for i, v in enumerate(views) if v is not None and v.role != "leader")
     rec = recs[i]
     os.killpg(rec["pgid"], signal.SIGKILL)
     while procs.alive(rec["pid"]):  # not our child (skiff up started it): poll until it is gone
         await asyncio.sleep(0.05)
+    peers = [r["pid"] for j, r in enumerate(recs) if j != i]
+    cpu0 = {pid: cpu_seconds(pid) for pid in [*peers, *others]}
     t0 = time.monotonic()
     out = skiff("start", rec["name"], "--state-dir", str(state))
     if out.returncode != 0:
         raise RuntimeError(f"skiff start {rec['name']} failed: {out.stdout}{out.stderr}")
+    found: dict[str, Any] = {"restart_started_s": time.monotonic() - t0}
     rec.update(json.loads((state / "pids.json").read_text())["processes"][i])
     # The target is the leader's commit index when the restarted master first answers: under a
     # steady write load a follower is always a few entries behind the leader's latest, so comparing
     # against a fresh commit index each time measured when the writes paused, not the catch-up.
     target = 0
+    caught_up = float("nan")
     while time.monotonic() - t0 < 120:
         with contextlib.suppress(Exception):
             mine = await api.status(masters[i], timeout=2.0)
             if not target:
+                found["restart_answering_s"] = time.monotonic() - t0
+                found["restart_applied_when_answering"] = mine.applied_index
                 leader = next(
                     (v for v in await raft_view(api, masters) if v is not None and v.role == "leader"), None
                 )
                 target = leader.commit_index if leader is not None else 0
+                found["restart_target_index"] = target
             if target and mine.applied_index >= target:
-                return time.monotonic() - t0
+                caught_up = time.monotonic() - t0
+                break
         await asyncio.sleep(0.1)
-    return float("nan")
+    found["restart_caught_up_s"] = caught_up
+    found["restart_cpu_s"] = {
+        "restarted": round(cpu_seconds(rec["pid"]), 2),
+        "other_masters": [round(cpu_seconds(p) - cpu0[p], 2) for p in peers],
+        "hollow_agents": round(sum(cpu_seconds(p) - cpu0[p] for p in others), 2),
+    }
+    return found
 
 
 def run() -> dict[str, Any]:
@@ -352,7 +376,7 @@ def run() -> dict[str, Any]:
             r for r in json.loads((state / "pids.json").read_text())["processes"] if r["role"] == "master"
         ]
 
-        def start_hollows() -> None:
+        def start_hollows() -> list[int]:
             for a in range(AGENTS):
                 extra = ("--cpu", "32", "--memory", "64Gi")
                 nice = ("nice", "-n", str(HOLLOW_NICE))
@@ -368,6 +392,7 @@ def run() -> dict[str, Any]:
                         prefix=nice,
                     )
                 )
+            return [h.pid for h in hollows]
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
             figures = r.run(measure(conf, state, tmp, start_hollows, master_recs))

@@ -298,3 +298,55 @@ def test_digest_changes_with_an_object_and_not_with_the_digester() -> None:
     changed[1] = (key, {**obj, "data": {"k": "v"}})
     assert digester.digest(state.revision, changed) != first
     assert digester.digest(state.revision + 1, st.snapshot(state)) != first
+
+
+def _pod_write(op: str, n: int, v: int) -> dict:
+    """One write of pod p{n}: created (owned by rs{v}), bound to w{v}, re-owned by rs{v}, its status
+    set (through a patch or a heartbeat of w{v}), replaced whole, or deleted (forced)."""
+    target = {"kind": "Pod", "namespace": "default", "name": f"p{n}", "now": 1.0}
+    if op == "create":
+        p = pod(f"p{n}", owner_uid=f"rs{v}")
+        p["metadata"]["ownerReferences"][0]["name"] = f"rs{v}"
+        return create(p, uid=f"u{n}", rid=f"c{n}{v}")
+    if op == "bind":
+        return {"op": "patch", **target, "patch": {"spec": {"nodeName": f"w{v}"}}}
+    if op == "own":
+        ref = {"kind": "ReplicaSet", "name": f"rs{v}", "uid": f"rs{v}", "controller": True}
+        return {"op": "patch", **target, "patch": {"metadata": {"ownerReferences": [ref]}}}
+    if op == "status":
+        return {"op": "patch", **target, "status": True, "patch": {"status": {"phase": f"P{v}"}}}
+    if op == "heartbeat":
+        update = {"namespace": "default", "name": f"p{n}", "uid": f"u{n}", "status": {"phase": f"H{v}"}}
+        return {"op": "heartbeat", "node": f"w{v}", "now": 2.0, "pods": [update]}
+    if op == "update":
+        return {"op": "update", "obj": pod(f"p{n}", node=f"w{v}", owner_uid=f"x{v}"), "now": 1.0}
+    return {"op": "delete", **target, "force": True, "grace": None}
+
+
+pod_writes = hs.lists(
+    hs.builds(
+        _pod_write,
+        hs.sampled_from(["create", "bind", "own", "status", "heartbeat", "update", "delete"]),
+        hs.integers(0, 3),
+        hs.integers(0, 2),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pod_writes)
+def test_the_pod_indexes_always_equal_the_ones_built_from_the_pods(writes: list[dict]) -> None:
+    """The by-node and by-controller indexes skip the writes that share the pod's spec and owner
+    references with its version before; whatever the writes, they are what the pods say."""
+    s = st.State()
+    for n in range(3):
+        st.apply(s, {"op": "register_node", "obj": {"kind": "Node", "metadata": {"name": f"w{n}"}},
+                     "now": 1.0, "uid": f"n{n}"})  # fmt: skip
+    for w in writes:
+        st.apply(s, copy.deepcopy(w))
+    built = st.State()
+    for key, p in s.objects.get("Pod", {}).items():
+        st._index_pod(built, key, None, p)
+    assert s.pods_by_node == built.pods_by_node
+    assert s.pods_by_owner == built.pods_by_owner
