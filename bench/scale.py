@@ -19,7 +19,8 @@ What it reports, in the order it measures:
 - `restart_caught_up_s`: a follower killed (SIGKILL) and started again, until its applied index
   reaches the leader's commit index at the time it first answered; on the way, when `skiff start`
   returned (`restart_started_s`) and when the master first answered (`restart_answering_s`), and
-  the CPU seconds each process used until it caught up (`restart_cpu_s`).
+  the CPU seconds each process used until it caught up (`restart_cpu_s`) and the last status answers
+  it saw (`restart_status_polls`: asked at, answered at, applied index).
 
 The hollow agents run at nice 10 (see HOLLOW_NICE). Addresses: masters 127.0.91.*, the hollow agents 127.0.92.1-4 (127.0.93.1: the unused balancer's).
 Everything started here is torn down at the end, also on failure or Ctrl-C. To find out what a run
@@ -342,9 +343,12 @@ async def restart_follower(
     # against a fresh commit index each time measured when the writes paused, not the catch-up.
     target = 0
     caught_up = float("nan")
+    polls: list[tuple[float, float, int]] = []  # (asked at, answered at, applied index) since the start
     while time.monotonic() - t0 < 120:
         with contextlib.suppress(Exception):
+            asked = time.monotonic() - t0
             mine = await api.status(masters[i], timeout=2.0)
+            polls.append((round(asked, 2), round(time.monotonic() - t0, 2), mine.applied_index))
             if not target:
                 found["restart_answering_s"] = time.monotonic() - t0
                 found["restart_applied_when_answering"] = mine.applied_index
@@ -358,6 +362,7 @@ async def restart_follower(
                 break
         await asyncio.sleep(0.1)
     found["restart_caught_up_s"] = caught_up
+    found["restart_status_polls"] = polls[-6:]
     found["restart_cpu_s"] = {
         "restarted": round(cpu_seconds(rec["pid"]), 2),
         "other_masters": [round(cpu_seconds(p) - cpu0[p], 2) for p in peers],

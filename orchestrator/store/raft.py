@@ -254,6 +254,7 @@ def _probe_on_connect(self: SyncObj, node: Any) -> None:
     leader does: the first append is a probe without entries, the follower's answer says where its log
     ends, and the entries go from there."""
     _on_node_connected(self, node)
+    log.info("raft peer connected: %s", node)
     next_index = self._SyncObj__raftNextIndex
     if self._isLeader() and node in next_index:
         next_index[node] = self._SyncObj__getCurrentLogIndex() + 1
@@ -421,6 +422,10 @@ MAX_IN_FLIGHT = 1
 READ_TIMEOUT = 1.5
 # A master without a leader for this long ends its watches, so watchers resume on another master.
 LEADERLESS_WATCH_BOUND = 0.75
+# Entries behind the leader's commit index past which a master counts as catching up (Store.catching_up).
+# A follower under load is a few behind between two appends; a restarted one, at 200, was still 30
+# behind when its status calls began hashing all 30,000 pods, and those 30 then took 1.4 s.
+CATCH_UP_SLACK = 8
 # How long a status call waits for the state digest before it answers without one.
 DIGEST_WAIT = 0.3
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
@@ -453,6 +458,7 @@ class Store:
         self._digester = st.Digester()
         self._digesting: asyncio.Event | None = None  # set when the digest being computed is done
         self._replica = _Replica(self._on_applied)
+        self._started: float | None = time.monotonic()  # until it first caught up (logged then)
         # Every master applies the same commands, so with the same triggers all three snapshotted at
         # the same moment: three pickling threads on a 2-core machine starved every tick thread, and
         # a follower that had not read the leader's appends in time began an election (a scale bench,
@@ -513,6 +519,13 @@ class Store:
         """Every 0.1 s: note since when this master has known no leader with a quorum behind it."""
         self._note_leader()
         self._replica.settle()
+        if self._started is not None and not self.catching_up():
+            log.info(
+                "caught up: applied index %d, %.2fs after the store started",
+                self._sync.raftLastApplied,
+                time.monotonic() - self._started,
+            )
+            self._started = None
         loop.call_later(0.1, self._track_leader, loop)
 
     def _note_leader(self) -> None:
@@ -748,11 +761,11 @@ class Store:
     def catching_up(self) -> bool:
         """Whether this master is still bringing its state up to the cluster's: replaying its journal
         or a long run of entries, not yet told the commit index by a leader since it started, or more
-        than REPLAY_WITHOUT_GC entries behind the last commit index it was told."""
+        than CATCH_UP_SLACK entries behind the last commit index it was told."""
         if self._replica.replaying:
             return True
         told = self._sync._SyncObj__leaderCommitIndex  # PySyncObj's: set by each append, None at first
-        return told is None or told - self._sync.raftLastApplied > REPLAY_WITHOUT_GC
+        return told is None or told - self._sync.raftLastApplied > CATCH_UP_SLACK
 
     def _compute_digest(
         self,
