@@ -151,7 +151,8 @@ class MasterSet:
         while time.monotonic() < end:
             st = await self.statuses(client)
             seen = {(s.revision, s.state_digest) for s in st.values()}
-            if len(st) == len(self.procs) and len(seen) == 1:
+            # An empty digest is one not computed (a master catching up): it proves nothing.
+            if len(st) == len(self.procs) and len(seen) == 1 and all(d for _, d in seen):
                 return seen.pop()
             await asyncio.sleep(0.1)
         raise TimeoutError(f"masters did not converge: {seen}\n" + self.logs())
