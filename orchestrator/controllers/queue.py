@@ -11,6 +11,8 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+# Holds kept before the ended ones are swept (WorkQueue.hold).
+HOLDS_BEFORE_SWEEP = 1024
 
 
 class WorkQueue(Generic[K]):
@@ -45,6 +47,7 @@ class WorkQueue(Generic[K]):
         self._waiting: dict[K, float] = {}
         self._heap: list[tuple[float, int, K]] = []
         self._held: dict[K, float] = {}  # key -> when its hold ends
+        self._sweep_at = HOLDS_BEFORE_SWEEP  # holds kept before the ended ones are dropped
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
 
@@ -98,7 +101,13 @@ class WorkQueue(Generic[K]):
 
     def hold(self, key: K, seconds: float) -> None:
         if seconds > 0:
-            self._held[key] = self._clock() + seconds
+            now = self._clock()
+            self._held[key] = now + seconds
+            if len(self._held) > self._sweep_at:
+                # A hold ends only when its key is added again: the keys of deleted objects were
+                # kept for ever. Drop the ended ones whenever the holds double (amortised O(1)).
+                self._held = {k: until for k, until in self._held.items() if until > now}
+                self._sweep_at = max(HOLDS_BEFORE_SWEEP, 2 * len(self._held))
 
     def _still_held(self, key: K) -> bool:
         """If `key` is held, schedule it for the hold's end and say so; forget a hold that ended."""

@@ -146,3 +146,22 @@ async def test_a_costly_key_is_held_for_pace_times_its_reconcile(monkeypatch: py
     cheap.queue.done("svc")
     cheap.queue.add("svc")
     assert cheap.queue.get_nowait() == "svc" and cheap.reconciled == 1
+
+
+def test_ended_holds_of_keys_never_added_again_are_dropped() -> None:
+    """A hold ends when its key is added again; the keys of deleted objects never are. The queue
+    drops ended holds as they accumulate, and keeps the live ones."""
+    from orchestrator.controllers.queue import HOLDS_BEFORE_SWEEP
+
+    clock = FakeClock(0.0)
+    q: WorkQueue[str] = WorkQueue(clock=clock.now)
+    for i in range(10 * HOLDS_BEFORE_SWEEP):
+        q.hold(f"gone-{i}", 1.0)
+        clock.advance(0.01)  # each hold has ended 100 holds later
+    assert len(q._held) <= 2 * HOLDS_BEFORE_SWEEP + 1
+    q.hold("live", 100.0)
+    for i in range(4 * HOLDS_BEFORE_SWEEP):
+        q.hold(f"later-{i}", 0.001)
+        clock.advance(0.01)
+    q.add("live")  # still held: it waits for the hold's end
+    assert len(q) == 0 and "live" in q._held

@@ -249,8 +249,13 @@ async def test_pod_events_lost_from_the_history_still_reach_the_stream(
 
 
 async def connect_having_failed(channel: grpc.aio.Channel, node: str, token: str, failed: int) -> Any:
+    return await connect_having_failed_as(channel, node, token, str(failed))
+
+
+async def connect_having_failed_as(channel: grpc.aio.Channel, node: str, token: str, failed: str) -> Any:
+    """A Connect whose failure count is `failed`, as sent (well-formed or not), then its register."""
     call = api_grpc.NodeGatewayStub(channel).Connect(
-        metadata=(("authorization", f"Bearer {token}"), (FAILED_MASTERS, str(failed)))
+        metadata=(("authorization", f"Bearer {token}"), (FAILED_MASTERS, failed))
     )
     registered = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "status": {}}
     await call.write(api.AgentMessage(register=json.dumps(registered).encode()))
@@ -281,6 +286,26 @@ async def test_a_leader_with_followers_refuses_agents_that_have_not_tried_them(
         assert await renewed_after(master.store, "a", since, 3)  # and renewed, not shed
         assert master.servicer.connected == 1
         last_resort.cancel()
+
+
+async def test_a_leader_counts_a_malformed_failure_count_as_none_and_keeps_serving(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's count of failed masters is read as an integer; anything else (not a number, a
+    negative one, a number past Python's digit limit, nothing) counts as 0: refused, one line, and the
+    master goes on serving (a well-formed last resort is taken after them)."""
+    lead_a_cluster_of_three(master, monkeypatch)
+    async with grpc.aio.insecure_channel(master.address) as channel:
+        for bad in ("two", "-3", "", " ", "1.5", "0x2", "9" * 5000):
+            call = await connect_having_failed_as(channel, "a", "node-a-token", bad)
+            code, details = await ended(call, 3)
+            assert code == grpc.StatusCode.UNAVAILABLE and "Raft leader" in details, (bad[:8], code, details)
+        assert master.store.get("Node", "", "a") is None
+        taken = await connect_having_failed(channel, "a", "node-a-token", 2)
+        async with asyncio.timeout(3):
+            while master.servicer.connected != 1:
+                await asyncio.sleep(0.02)
+        taken.cancel()
 
 
 async def test_a_master_that_becomes_leader_ends_its_agents_streams(
