@@ -426,7 +426,10 @@ LEADERLESS_WATCH_BOUND = 0.75
 # A follower under load is a few behind between two appends; a restarted one, at 200, was still 30
 # behind when its status calls began hashing all 30,000 pods, and those 30 then took 1.4 s.
 CATCH_UP_SLACK = 8
-# How long a status call waits for the state digest before it answers without one.
+# How long a status call waits for the state digest before it answers without one, and the number of
+# objects to hash anew past which it does not wait (the first digest of a restarted master at 30,000
+# pods takes a second or more; each status call waited 0.3 s for it in vain).
+DIGEST_NO_WAIT_NEW = 5_000
 DIGEST_WAIT = 0.3
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 
@@ -457,6 +460,7 @@ class Store:
         self._digest: tuple[int, str] = (-1, "")
         self._digester = st.Digester()
         self._digesting: asyncio.Event | None = None  # set when the digest being computed is done
+        self._digesting_long = False  # that digest hashes more than DIGEST_NO_WAIT_NEW objects anew
         self._replica = _Replica(self._on_applied)
         self._started: float | None = time.monotonic()  # until it first caught up (logged then)
         # Every master applies the same commands, so with the same triggers all three snapshotted at
@@ -745,6 +749,7 @@ class Store:
                 return (revision, "")
             if self._digesting is None or self._digesting.is_set():
                 objects = st.snapshot(self._replica.state)
+                self._digesting_long = len(objects) - self._digester.cached() > DIGEST_NO_WAIT_NEW
                 self._digesting = done = asyncio.Event()
                 threading.Thread(
                     target=self._compute_digest,
@@ -753,6 +758,8 @@ class Store:
                     daemon=True,
                 ).start()
             done = self._digesting
+            if self._digesting_long:  # it takes longer than any caller would wait: answer now
+                wait = 0.0
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), wait)
         digest = self._digest

@@ -687,6 +687,10 @@ class Digester:
     def __init__(self) -> None:
         self._hashes: dict[str, tuple[Obj, int]] = {}
 
+    def cached(self) -> int:
+        """How many objects' hashes are kept from the last digest."""
+        return len(self._hashes)
+
     def digest(self, revision: int, objects: list[tuple[str, Obj]]) -> str:
         total = 0
         hashes: dict[str, tuple[Obj, int]] = {}

@@ -301,3 +301,46 @@ async def test_a_replaying_master_answers_its_status_without_hashing_the_state(
         assert (revision, found) == (written, st.digest(again._replica.state))
     finally:
         again.destroy()
+
+
+async def test_a_digest_of_many_objects_anew_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status call waits a moment for the state digest, unless it hashes more than
+    DIGEST_NO_WAIT_NEW objects anew (a restarted master's first, a second or more at 30,000 pods):
+    then it answers at once without it, and a later call has it."""
+    from orchestrator.store import raft
+    from orchestrator.store import state as st
+
+    monkeypatch.setattr(raft, "DIGEST_NO_WAIT_NEW", 10)
+    digest = st.Digester.digest
+
+    def slow_digest(self: st.Digester, revision: int, objects: list) -> str:
+        time.sleep(0.5)  # as hashing 30,000 objects anew takes a while
+        return digest(self, revision, objects)
+
+    monkeypatch.setattr(st.Digester, "digest", slow_digest)
+    address = f"127.0.60.58:{free_port('127.0.60.58')}"
+    store = Store(address, [], str(tmp_path), RaftTiming(compaction_min_entries=1_000_000))
+    try:
+        store.attach(asyncio.get_running_loop())
+        await wait_leader(store)
+        await asyncio.gather(
+            *(
+                store.propose(commands.create(config_map(i), uid=f"u{i}", now=time.time(), rid=f"r{i}"))
+                for i in range(20)
+            )
+        )
+        t0 = time.monotonic()
+        assert await store.digest(wait=5.0) == (store.revision, "")
+        assert time.monotonic() - t0 < 1.0
+        expected = (store.revision, st.digest(store._replica.state))
+        deadline = time.monotonic() + 5
+        while (got := await store.digest(wait=0.1)) != expected:
+            assert time.monotonic() < deadline, got
+        # the next digest hashes only what changed: it is waited for
+        await store.propose(commands.create(config_map(99), uid="u99", now=time.time(), rid="r99"))
+        revision, found = await store.digest(wait=5.0)
+        assert found == st.digest(store._replica.state) and revision == store.revision
+    finally:
+        store.destroy()
