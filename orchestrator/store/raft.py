@@ -736,7 +736,7 @@ class Store:
         what changed, st.Digester), so it runs on a thread of its own (started here, waited for at
         most `wait`, without holding the event loop) and is kept until the revision moves.
 
-        None while the master catches up (self.catching_up): each digest would hash every object
+        No digest ("") while the master catches up (self.catching_up): each digest would hash every object
         changed since the last, as fast as they change, and a restarted master asked for its status
         every 0.1 s (as `skiff cluster status` or the scale bench asks) spent 1.25 of its 3 CPU
         seconds of catching up on it at 30,000 pods, then hashed all of them again as it took the

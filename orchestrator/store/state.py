@@ -223,10 +223,13 @@ def _index_pod(state: State, key: str, prev: Obj | None, pod: Obj | None) -> Non
     Most writes of a pod change only its status and share its spec and owner references with the
     version before (objects are replaced, never changed in place): then neither index moves, and
     it is not looked at (a fifth of a journal replay's time at 30,000 pods went here)."""
-    if prev is not None and pod is not None:
-        if prev.get("spec") is pod.get("spec"):
-            if prev["metadata"].get("ownerReferences") is pod["metadata"].get("ownerReferences"):
-                return
+    if (
+        prev is not None
+        and pod is not None
+        and prev.get("spec") is pod.get("spec")
+        and prev["metadata"].get("ownerReferences") is pod["metadata"].get("ownerReferences")
+    ):
+        return
     for index, of in ((state.pods_by_node, _node_of), (state.pods_by_owner, _owner_of)):
         old = of(prev) if prev is not None else None
         new = of(pod) if pod is not None else None
